@@ -1,0 +1,1 @@
+"""Shared plumbing: settings, errors, logging, clock and ids."""

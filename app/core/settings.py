@@ -1,0 +1,47 @@
+"""Service settings: the one place that reads the environment."""
+
+import os
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _default_concurrency() -> int:
+    # Twice the cores: tasks are usually I/O bound, and sync ones sit in threads.
+    return max(2, 2 * (os.cpu_count() or 1))
+
+
+class Settings(BaseSettings):
+    """Every setting, read from `TASKEXEC_*` environment variables (or a `.env` file)."""
+
+    model_config = SettingsConfigDict(env_prefix="TASKEXEC_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./data/taskexec.db"
+    auto_migrate: bool = True
+    max_concurrency: int = Field(default_factory=_default_concurrency, ge=1, le=10_000)
+    task_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    load_examples: bool = True
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    run_worker: bool = True
+    poll_interval: float = Field(default=1.0, gt=0)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    page_limit_default: int = Field(default=50, ge=1)
+    page_limit_max: int = Field(default=500, ge=1)
+    expose_traceback_paths: bool = False
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_level: str = "INFO"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+    @field_validator("task_modules", "api_keys", mode="before")
+    @classmethod
+    def _split_modules(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,1 @@
+"""Database plumbing: the `Database` handle, declarative base and shared column types."""

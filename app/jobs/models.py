@@ -1,0 +1,57 @@
+"""The job table. Each row is a queue entry and the record of its runs."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, IdColumnType, JSONType, UTCDateTime
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED})
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        # Lease recovery and worker-owned lookups.
+        Index("ix_jobs_status_lease", "status", "lease_expires_at"),
+        Index("ix_jobs_task_name", "task_name", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(IdColumnType(), primary_key=True)
+    task_name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    run_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=1)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    progress: Mapped[float | None]
+    progress_message: Mapped[str | None] = mapped_column(Text)
+    result_artifact_id: Mapped[str | None] = mapped_column(IdColumnType())
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# The claim query walks this index: eligible pending jobs, highest priority first, then oldest.
+Index("ix_jobs_claim", Job.status, Job.priority.desc(), Job.run_at, Job.id)

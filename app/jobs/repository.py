@@ -1,0 +1,203 @@
+"""All job SQL: create, read, claim, renew, finish, recover. Flushes, never commits."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.jobs.models import TERMINAL_STATUSES, Job, JobStatus
+
+
+class JobRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, job: Job) -> Job:
+        self.session.add(job)
+        await self.session.flush()
+        return job
+
+    async def get(self, job_id: str, *, for_update: bool = False) -> Job | None:
+        query = select(Job).where(Job.id == job_id)
+        if for_update:
+            query = query.with_for_update()
+        return (await self.session.scalars(query)).one_or_none()
+
+    async def list_page(
+        self, *, status: str | None, task_name: str | None, limit: int, offset: int
+    ) -> tuple[list[Job], int]:
+        conditions = []
+        if status is not None:
+            conditions.append(Job.status == status)
+        if task_name is not None:
+            conditions.append(Job.task_name == task_name)
+        rows = await self.session.scalars(
+            select(Job).where(*conditions).order_by(Job.id.desc()).limit(limit).offset(offset)
+        )
+        total = await self.session.scalar(select(func.count()).select_from(Job).where(*conditions))
+        return list(rows), total or 0
+
+    async def claim(
+        self, *, worker_id: str, limit: int, now: datetime, lease_until: datetime
+    ) -> list[Job]:
+        """Mark up to `limit` eligible pending jobs running for `worker_id` and return them.
+
+        Highest priority first, then earliest `run_at`, then oldest. On PostgreSQL the
+        candidate rows are locked with SKIP LOCKED so concurrent claimers never share a job.
+        """
+        candidates = (
+            select(Job.id)
+            .where(Job.status == JobStatus.PENDING, Job.run_at <= now)
+            .order_by(Job.priority.desc(), Job.run_at, Job.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = (
+            update(Job)
+            .where(Job.id.in_(candidates.scalar_subquery()))
+            .values(
+                status=JobStatus.RUNNING,
+                worker_id=worker_id,
+                lease_expires_at=lease_until,
+                started_at=now,
+                attempts=Job.attempts + 1,
+            )
+            .returning(Job)
+            .execution_options(synchronize_session=False)
+        )
+        jobs = list(await self.session.scalars(stmt))
+        jobs.sort(key=lambda job: (-job.priority, job.run_at, job.id))
+        return jobs
+
+    async def renew_leases(
+        self, *, worker_id: str, job_ids: Sequence[str], lease_until: datetime
+    ) -> tuple[set[str], set[str]]:
+        """Extend the leases this worker still holds.
+
+        Returns the ids still held and, of those, the ids whose cancellation was requested.
+        """
+        if not job_ids:
+            return set(), set()
+        await self.session.execute(
+            update(Job)
+            .where(
+                Job.id.in_(job_ids),
+                Job.worker_id == worker_id,
+                Job.status == JobStatus.RUNNING,
+            )
+            .values(lease_expires_at=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+        rows = await self.session.execute(
+            select(Job.id, Job.cancel_requested_at).where(
+                Job.id.in_(job_ids), Job.worker_id == worker_id, Job.status == JobStatus.RUNNING
+            )
+        )
+        held: set[str] = set()
+        canceled: set[str] = set()
+        for job_id, cancel_requested_at in rows:
+            held.add(job_id)
+            if cancel_requested_at is not None:
+                canceled.add(job_id)
+        return held, canceled
+
+    async def finish(
+        self,
+        *,
+        job_id: str,
+        worker_id: str,
+        status: JobStatus,
+        now: datetime,
+        error: dict[str, Any] | None,
+        artifact_id: str | None,
+    ) -> bool:
+        """Record the end of a run, if this worker still holds the job."""
+        result = await self.session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == JobStatus.RUNNING)
+            .values(
+                status=status,
+                finished_at=now,
+                error=error,
+                result_artifact_id=artifact_id,
+                lease_expires_at=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def retry_later(
+        self, *, job_id: str, worker_id: str, run_at: datetime, error: dict[str, Any]
+    ) -> bool:
+        """Put a failed attempt back in the queue to run again at `run_at`."""
+        result = await self.session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == JobStatus.RUNNING)
+            .values(
+                status=JobStatus.PENDING,
+                run_at=run_at,
+                error=error,
+                worker_id=None,
+                lease_expires_at=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def release(self, *, worker_id: str, job_ids: Sequence[str], now: datetime) -> int:
+        """Hand running jobs back to the queue without counting the attempt (shutdown)."""
+        if not job_ids:
+            return 0
+        result = await self.session.execute(
+            update(Job)
+            .where(Job.id.in_(job_ids), Job.worker_id == worker_id, Job.status == JobStatus.RUNNING)
+            .values(
+                status=JobStatus.PENDING,
+                attempts=Job.attempts - 1,
+                run_at=now,
+                worker_id=None,
+                lease_expires_at=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0))
+
+    async def lost(
+        self, *, now: datetime, worker_ids: Sequence[str] = (), limit: int = 100
+    ) -> list[Job]:
+        """Running jobs whose lease expired, or whose worker is known to be dead."""
+        condition = Job.lease_expires_at < now
+        if worker_ids:
+            condition = condition | Job.worker_id.in_(worker_ids)
+        query = (
+            select(Job)
+            .where(Job.status == JobStatus.RUNNING, condition)
+            .order_by(Job.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list(await self.session.scalars(query))
+
+    async def running_worker_ids(self) -> list[str]:
+        rows = await self.session.scalars(
+            select(Job.worker_id).where(Job.status == JobStatus.RUNNING).distinct()
+        )
+        return [worker_id for worker_id in rows if worker_id is not None]
+
+    async def delete(self, job_id: str) -> int:
+        result = await self.session.execute(
+            delete(Job)
+            .where(Job.id == job_id, Job.status.in_([s.value for s in TERMINAL_STATUSES]))
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0))
+
+    async def set_progress(self, job_id: str, fraction: float | None, message: str | None) -> None:
+        await self.session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+            .values(progress=fraction, progress_message=message)
+            .execution_options(synchronize_session=False)
+        )

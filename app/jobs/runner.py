@@ -1,0 +1,133 @@
+"""Run one claimed job: inject dependencies, call the function, make its result storable."""
+
+import asyncio
+import contextvars
+import functools
+import json
+import math
+import random
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic_core import PydanticSerializationError, to_jsonable_python
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import ValidationFailedError
+from app.core.tracebacks import format_exception
+from app.jobs.context import JobCancelledError, JobContext
+from app.jobs.models import JobStatus
+from app.tasks.registry import TaskDefinition
+
+
+class ResultNotSerializableError(TypeError):
+    """The task returned a value that cannot be stored as JSON."""
+
+
+@dataclass
+class Outcome:
+    """How one attempt ended."""
+
+    status: JobStatus
+    result: Any = None
+    error: dict[str, Any] | None = None
+    exception: BaseException | None = None
+
+    @property
+    def summary(self) -> dict[str, str] | None:
+        if self.error is None:
+            return None
+        return {"type": self.error["type"], "message": self.error["message"]}
+
+
+def error_record(exc: BaseException) -> dict[str, Any]:
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": format_exception(exc),
+    }
+
+
+def to_json_result(value: Any) -> Any:
+    """A JSON-compatible copy of `value`, or `ResultNotSerializableError`."""
+    try:
+        plain = to_jsonable_python(value)
+        json.dumps(plain, allow_nan=False)
+    except (PydanticSerializationError, TypeError, ValueError) as exc:
+        raise ResultNotSerializableError(
+            f"the task returned a {type(value).__name__} that cannot be stored as JSON: {exc}"
+        ) from exc
+    return plain
+
+
+class _Injected:
+    """Per-run instances of the injectable types; the session is opened only if asked for."""
+
+    def __init__(self, shared: dict[type[Any], Any], context: JobContext, session: Any) -> None:
+        self.values = {**shared, JobContext: context}
+        self.session_factory = session
+        self.session: AsyncSession | None = None
+
+    def resolve(self, wanted: type[Any]) -> Any:
+        if wanted is AsyncSession:
+            if self.session is None:
+                self.session = self.session_factory()
+            return self.session
+        return self.values[wanted]
+
+
+async def run_task(
+    definition: TaskDefinition,
+    params: dict[str, Any],
+    context: JobContext,
+    shared: dict[type[Any], Any],
+    session_factory: Any,
+    executor: Executor,
+) -> Outcome:
+    """Run one attempt and describe how it ended. Never raises, except on loop cancellation
+    that was not a job cancellation."""
+    injected = _Injected(shared, context, session_factory)
+    try:
+        kwargs = definition.validate_params(params)
+        for name, wanted in definition.injected.items():
+            kwargs[name] = injected.resolve(wanted)
+        if definition.is_async:
+            value = await definition.fn(**kwargs)
+        else:
+            call = functools.partial(definition.fn, **kwargs)
+            ctx = contextvars.copy_context()
+            value = await asyncio.get_running_loop().run_in_executor(executor, ctx.run, call)
+        result = to_json_result(value)
+        if injected.session is not None:
+            await injected.session.commit()
+        return Outcome(JobStatus.COMPLETED, result=result)
+    except asyncio.CancelledError as exc:
+        if not context.cancel_requested:
+            raise
+        return Outcome(JobStatus.CANCELED, error=_cancel_record(exc, context))
+    except JobCancelledError as exc:
+        return Outcome(JobStatus.CANCELED, error=error_record(exc), exception=exc)
+    except ValidationFailedError as exc:
+        # Stored params no longer fit the task (it changed since the job was queued).
+        return Outcome(JobStatus.FAILED, error=error_record(exc), exception=exc)
+    except Exception as exc:
+        return Outcome(JobStatus.FAILED, error=error_record(exc), exception=exc)
+    finally:
+        if injected.session is not None:
+            await asyncio.shield(injected.session.close())
+
+
+def _cancel_record(exc: BaseException, context: JobContext) -> dict[str, Any]:
+    return {
+        "type": "JobCancelledError",
+        "message": f"job {context.job_id} was canceled while running",
+        "traceback": format_exception(exc),
+    }
+
+
+def backoff_delay(attempt: int, base: float, cap: float, jitter: float) -> float:
+    """Exponential backoff for `attempt` (1-based) with `jitter` in [0, 1] of full jitter."""
+    if base <= 0:
+        return 0.0
+    delay = min(cap, base * math.pow(2, attempt - 1))
+    return delay * (1 - jitter) + delay * jitter * random.random()  # noqa: S311 - jitter

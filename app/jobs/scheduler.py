@@ -1,0 +1,120 @@
+"""`JobScheduler`: submit, inspect, cancel and delete jobs. The API and tasks both use it."""
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+from app.core.clock import new_id, utcnow
+from app.core.errors import ConflictError, NotFoundError
+from app.db.database import Database
+from app.jobs.models import Job, JobStatus
+from app.jobs.repository import JobRepository
+from app.jobs.schemas import JobRead
+from app.tasks.registry import TaskRegistry
+
+logger = logging.getLogger(__name__)
+
+
+class JobScheduler:
+    """Queues jobs in the job table and tells the local worker (if any) about them.
+
+    Tasks can receive it by annotation to queue follow-up jobs:
+    `async def fan_out(scheduler: JobScheduler) -> ...`.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        max_concurrency: int,
+        registry: type[TaskRegistry] = TaskRegistry,
+    ) -> None:
+        self.database = database
+        self.max_concurrency = max_concurrency
+        self.registry = registry
+        self.worker: Any = None  # the embedded Worker, attached by the app's lifespan
+
+    async def submit(
+        self, task_name: str, params: dict[str, Any] | None = None, *, delay: float = 0.0
+    ) -> JobRead:
+        """Validate `params` against the task and queue a job. Raises `NotFoundError` for an
+        unknown task and `ValidationFailedError` for bad params; nothing invalid is queued."""
+        definition = self.registry.find(task_name)
+        if definition is None:
+            raise NotFoundError(f"Task {task_name!r} is not registered.")
+        params = params or {}
+        definition.validate_params(params)
+        now = utcnow()
+        job = Job(
+            id=new_id(),
+            task_name=task_name,
+            status=JobStatus.PENDING,
+            params=params,
+            priority=definition.options.priority,
+            run_at=now + timedelta(seconds=delay),
+            created_at=now,
+            attempts=0,
+            max_attempts=definition.options.retries + 1,
+        )
+        async with self.database.transaction() as session:
+            await JobRepository(session).add(job)
+        self._notify_worker()
+        logger.info("job queued", extra={"job_id": job.id, "task_name": task_name})
+        return JobRead.from_job(job)
+
+    async def get(self, job_id: str) -> JobRead:
+        async with self.database.session() as session:
+            job = await JobRepository(session).get(job_id)
+        if job is None:
+            raise NotFoundError(f"Job {job_id} does not exist.")
+        return JobRead.from_job(job)
+
+    async def cancel(self, job_id: str) -> JobRead:
+        """Cancel a pending job at once, or ask the worker running it to stop.
+
+        A finished job cannot be canceled (`ConflictError`).
+        """
+        now = utcnow()
+        async with self.database.transaction() as session:
+            job = await JobRepository(session).get(job_id, for_update=True)
+            if job is None:
+                raise NotFoundError(f"Job {job_id} does not exist.")
+            if JobStatus(job.status).is_terminal:
+                raise ConflictError(f"Job {job_id} is already {job.status}.")
+            if job.status == JobStatus.PENDING:
+                job.status = JobStatus.CANCELED
+                job.finished_at = now
+                job.error = {"type": "JobCancelledError", "message": "canceled before it started"}
+            job.cancel_requested_at = job.cancel_requested_at or now
+            await session.flush()
+            read = JobRead.from_job(job)
+        if read.status == JobStatus.RUNNING and self.worker is not None:
+            self.worker.cancel_local(job_id)
+        return read
+
+    async def delete(self, job_id: str) -> None:
+        """Delete a finished job and its artifacts; `ConflictError` while it is not finished."""
+        async with self.database.transaction() as session:
+            repo = JobRepository(session)
+            job = await repo.get(job_id)
+            if job is None:
+                raise NotFoundError(f"Job {job_id} does not exist.")
+            if not JobStatus(job.status).is_terminal or not await repo.delete(job_id):
+                raise ConflictError(
+                    f"Job {job_id} is {job.status}; only finished jobs can be deleted."
+                )
+
+    async def wait(self, job_id: str, seconds: float, *, interval: float = 0.05) -> JobRead:
+        """Poll until the job is finished or `seconds` pass; return its latest state."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while True:
+            job = await self.get(job_id)
+            if job.status.is_terminal or loop.time() >= deadline:
+                return job
+            await asyncio.sleep(min(interval, max(0.0, deadline - loop.time())))
+
+    def _notify_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.notify()

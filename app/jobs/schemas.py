@@ -1,0 +1,61 @@
+"""Job schemas as the API shows them."""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.core.clock import Timestamp
+from app.jobs.models import Job, JobStatus
+
+
+class JobError(BaseModel):
+    """Why a job failed or was canceled: the exception type and message."""
+
+    type: str
+    message: str
+
+
+class JobRead(BaseModel):
+    """A job: one request to run a task, with its state and a link to its result."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    task_name: str
+    status: JobStatus
+    params: dict[str, Any]
+    priority: int
+    created_at: Timestamp
+    run_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    attempts: int
+    max_attempts: int
+    error: JobError | None
+    progress: float | None
+    progress_message: str | None
+    result: str | None = Field(
+        description="Id of the artifact that records the run (read it at /api/v1/artifacts/{id})."
+    )
+    cancel_requested: bool
+
+    @classmethod
+    def from_job(cls, job: Job) -> "JobRead":
+        return cls(
+            id=job.id,
+            task_name=job.task_name,
+            status=JobStatus(job.status),
+            params=job.params,
+            priority=job.priority,
+            created_at=job.created_at,
+            run_at=job.run_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            error=None if job.error is None else JobError.model_validate(job.error),
+            progress=job.progress,
+            progress_message=job.progress_message,
+            result=job.result_artifact_id,
+            cancel_requested=job.cancel_requested_at is not None,
+        )

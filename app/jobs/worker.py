@@ -1,0 +1,367 @@
+"""The worker: claims jobs from the job table and runs them under a concurrency limit."""
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from app.artifacts.models import Artifact
+from app.core.clock import new_id, utcnow
+from app.db.database import Database
+from app.jobs.context import JobContext, ProgressUpdate
+from app.jobs.models import Job, JobStatus
+from app.jobs.progress import ProgressSink
+from app.jobs.repository import JobRepository
+from app.jobs.runner import Outcome, backoff_delay, error_record, run_task
+from app.tasks.registry import TaskDefinition, TaskRegistry
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass
+class WorkerConfig:
+    concurrency: int
+    poll_interval: float = 1.0
+    lease_seconds: float = 30.0
+    shutdown_grace: float = 10.0
+
+
+@dataclass
+class _Running:
+    job: Job
+    context: JobContext
+    definition: TaskDefinition | None
+    task: "asyncio.Task[Outcome] | None" = None
+    released: bool = False
+    sink: ProgressSink | None = field(default=None)
+
+
+def make_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
+
+
+class Worker:
+    """Claims pending jobs and runs them: async tasks on the loop, sync tasks in threads.
+
+    Nothing about a job lives only here: each claim, lease renewal and result is written to the
+    job table, so another worker (or this one after a restart) can finish what this one could not.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        config: WorkerConfig,
+        *,
+        shared: dict[type[Any], Any],
+        registry: type[TaskRegistry] = TaskRegistry,
+        worker_id: str | None = None,
+    ) -> None:
+        self.database = database
+        self.config = config
+        self.registry = registry
+        self.shared = shared
+        self.worker_id = worker_id or make_worker_id()
+        self._running: dict[str, _Running] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._loop_task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(config.concurrency, thread_name_prefix="taskexec-sync")
+
+    @property
+    def is_alive(self) -> bool:
+        return self._loop_task is not None and not self._loop_task.done()
+
+    @property
+    def running_count(self) -> int:
+        return len(self._running)
+
+    def notify(self) -> None:
+        """Wake the claim loop: a job was queued or a slot freed."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._loop(), name=f"worker {self.worker_id}")
+
+    def cancel_local(self, job_id: str) -> bool:
+        """Cancel a job this worker runs: async tasks at once, sync ones by their flag."""
+        running = self._running.get(job_id)
+        if running is None:
+            return False
+        running.context.request_cancel()
+        definition = running.definition
+        if running.task is not None and definition is not None and definition.is_async:
+            running.task.cancel()
+        return True
+
+    async def stop(self) -> None:
+        """Stop claiming; let running jobs finish within the grace period; hand back the rest."""
+        self._stopping = True
+        self._wake.set()
+        if self._loop_task is not None:
+            await self._loop_task
+        tasks = [r.task for r in self._running.values() if r.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.config.shutdown_grace)
+        leftover = list(self._running.values())
+        if leftover:
+            for running in leftover:
+                running.released = True
+                definition = running.definition
+                if running.task is not None and definition is not None and definition.is_async:
+                    running.task.cancel()
+            async with self.database.transaction() as session:
+                released = await JobRepository(session).release(
+                    worker_id=self.worker_id,
+                    job_ids=[r.job.id for r in leftover],
+                    now=utcnow(),
+                )
+            logger.warning("handed back unfinished jobs", extra={"count": released})
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _loop(self) -> None:
+        await self._guard(self._recover_dead_local_workers)
+        heartbeat_every = self.config.lease_seconds / 3
+        next_heartbeat = 0.0
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            self._wake.clear()
+            if loop.time() >= next_heartbeat:
+                await self._guard(self._heartbeat)
+                await self._guard(self._recover_lost)
+                next_heartbeat = loop.time() + heartbeat_every
+            free = self.config.concurrency - len(self._running)
+            if free > 0:
+                claimed = await self._guard(functools.partial(self._claim, free)) or []
+                for job in claimed:
+                    self._start(job)
+            timeout = min(self.config.poll_interval, max(0.0, next_heartbeat - loop.time()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+
+    async def _guard(self, step: Callable[[], Awaitable[T]]) -> T | None:
+        """Run one loop step; a database outage must not kill the loop."""
+        try:
+            return await step()
+        except Exception:
+            logger.exception("worker step failed; retrying", extra={"worker_id": self.worker_id})
+            await asyncio.sleep(min(self.config.poll_interval, 1.0))
+            return None
+
+    async def _claim(self, limit: int) -> list[Job]:
+        now = utcnow()
+        lease_until = now + timedelta(seconds=self.config.lease_seconds)
+        async with self.database.transaction() as session:
+            return await JobRepository(session).claim(
+                worker_id=self.worker_id, limit=limit, now=now, lease_until=lease_until
+            )
+
+    def _start(self, job: Job) -> None:
+        definition = self.registry.find(job.task_name)
+        loop = asyncio.get_running_loop()
+        sink = ProgressSink(loop, lambda update: self._write_progress(job.id, update))
+        context = JobContext(
+            job_id=job.id,
+            task_name=job.task_name,
+            attempt=job.attempts,
+            max_attempts=job.max_attempts,
+            params=job.params,
+            on_progress=sink,
+        )
+        running = _Running(job=job, context=context, definition=definition, sink=sink)
+        self._running[job.id] = running
+        running.task = asyncio.create_task(self._attempt(running), name=f"job {job.id}")
+        asyncio.create_task(self._finish(running), name=f"finish {job.id}")  # noqa: RUF006
+
+    async def _attempt(self, running: _Running) -> Outcome:
+        if running.definition is None:
+            exc = LookupError(f"task {running.job.task_name!r} is not registered in this worker")
+            return Outcome(JobStatus.FAILED, error=error_record(exc), exception=exc)
+        return await run_task(
+            running.definition,
+            running.job.params,
+            running.context,
+            self.shared,
+            self.database.session,
+            self._executor,
+        )
+
+    async def _finish(self, running: _Running) -> None:
+        job = running.job
+        try:
+            assert running.task is not None  # noqa: S101 - set by _start before this runs
+            try:
+                outcome = await running.task
+            except asyncio.CancelledError:
+                if running.released:
+                    return
+                raise
+            if running.sink is not None:
+                await running.sink.close()
+            if not running.released:
+                await self._persist(job, running.definition, outcome)
+        except Exception:
+            logger.exception("could not record job outcome", extra={"job_id": job.id})
+        finally:
+            self._running.pop(job.id, None)
+            self._wake.set()
+
+    async def _persist(self, job: Job, definition: TaskDefinition | None, outcome: Outcome) -> None:
+        """Write the attempt's end; retry the write while the database is unreachable."""
+        delay = 0.1
+        while True:
+            try:
+                await self._record(job, definition, outcome)
+                return
+            except Exception:
+                if self._stopping:
+                    raise
+                logger.warning("storing job result failed; retrying", exc_info=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _record(self, job: Job, definition: TaskDefinition | None, outcome: Outcome) -> None:
+        now = utcnow()
+        async with self.database.transaction() as session:
+            repo = JobRepository(session)
+            if _should_retry(job, definition, outcome) and definition is not None:
+                options = definition.options
+                delay = backoff_delay(
+                    job.attempts, options.retry_backoff, options.retry_backoff_max, jitter=0.5
+                )
+                assert outcome.summary is not None  # noqa: S101 - failures carry an error
+                await repo.retry_later(
+                    job_id=job.id,
+                    worker_id=self.worker_id,
+                    run_at=now + timedelta(seconds=delay),
+                    error=outcome.summary,
+                )
+                return
+            artifact_id = new_id()
+            held = await repo.finish(
+                job_id=job.id,
+                worker_id=self.worker_id,
+                status=outcome.status,
+                now=now,
+                error=outcome.summary,
+                artifact_id=artifact_id,
+            )
+            if not held:
+                logger.warning("job lease was lost; result discarded", extra={"job_id": job.id})
+                return
+            session.add(
+                Artifact(
+                    id=artifact_id,
+                    job_id=job.id,
+                    data=run_record(job, outcome),
+                    created_at=now,
+                )
+            )
+
+    async def _write_progress(self, job_id: str, update: ProgressUpdate) -> None:
+        async with self.database.transaction() as session:
+            await JobRepository(session).set_progress(job_id, update.fraction, update.message)
+
+    async def _heartbeat(self) -> None:
+        if not self._running:
+            return
+        lease_until = utcnow() + timedelta(seconds=self.config.lease_seconds)
+        async with self.database.transaction() as session:
+            held, canceled = await JobRepository(session).renew_leases(
+                worker_id=self.worker_id, job_ids=list(self._running), lease_until=lease_until
+            )
+        for job_id in canceled:
+            self.cancel_local(job_id)
+        for job_id in set(self._running) - held:
+            logger.warning("lost the lease of a running job", extra={"job_id": job_id})
+
+    async def _recover_dead_local_workers(self) -> None:
+        async with self.database.session() as session:
+            worker_ids = await JobRepository(session).running_worker_ids()
+        dead = [w for w in worker_ids if w != self.worker_id and _is_dead_local_worker(w)]
+        if dead:
+            await self._recover_lost(dead)
+
+    async def _recover_lost(self, dead_worker_ids: list[str] | None = None) -> None:
+        """Requeue or fail jobs whose worker died (expired lease, or a dead local process)."""
+        now = utcnow()
+        requeued = 0
+        async with self.database.transaction() as session:
+            for job in await JobRepository(session).lost(now=now, worker_ids=dead_worker_ids or []):
+                requeued += recover_lost_job(session, job, now)
+        if requeued:
+            self._wake.set()
+
+
+def recover_lost_job(session: Any, job: Job, now: Any) -> int:
+    """Requeue `job` if it has attempts left (returns 1), else fail it with its artifact."""
+    message = (
+        f"interrupted: the worker running attempt {job.attempts} of {job.max_attempts} "
+        "stopped before it finished"
+    )
+    error = {"type": "WorkerLost", "message": message}
+    job.worker_id = None
+    job.lease_expires_at = None
+    job.error = error
+    if job.attempts < job.max_attempts:
+        job.status = JobStatus.PENDING
+        job.run_at = now
+        logger.warning("requeued a job whose worker was lost", extra={"job_id": job.id})
+        return 1
+    artifact_id = new_id()
+    job.status = JobStatus.FAILED
+    job.finished_at = now
+    job.result_artifact_id = artifact_id
+    record = {
+        "task_name": job.task_name,
+        "params": job.params,
+        "result": None,
+        "error": {**error, "traceback": None},
+    }
+    session.add(Artifact(id=artifact_id, job_id=job.id, data=record, created_at=now))
+    logger.warning("failed a job whose worker was lost", extra={"job_id": job.id})
+    return 0
+
+
+def run_record(job: Job, outcome: Outcome) -> dict[str, Any]:
+    """The artifact data of one run: exactly task_name, params, result and error."""
+    return {
+        "task_name": job.task_name,
+        "params": job.params,
+        "result": outcome.result,
+        "error": outcome.error,
+    }
+
+
+def _should_retry(job: Job, definition: TaskDefinition | None, outcome: Outcome) -> bool:
+    if outcome.status is not JobStatus.FAILED or definition is None:
+        return False
+    if job.attempts >= job.max_attempts or outcome.exception is None:
+        return False
+    return isinstance(outcome.exception, definition.options.retry_on)
+
+
+def _is_dead_local_worker(worker_id: str) -> bool:
+    """A worker id names a dead process on this host (its pid is gone, or reused by us)."""
+    host, _, rest = worker_id.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

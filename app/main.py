@@ -1,0 +1,42 @@
+"""The composition root: `create_app()` builds the service `taskexec serve` runs."""
+
+import importlib
+import logging
+
+from fastapi import FastAPI
+
+from app.core.settings import Settings
+from app.example_tasks import register_examples
+from app.service.builder import ServiceBuilder
+from app.service.schemas import ServiceInfo
+from app.tasks.registry import TaskRegistry
+
+logger = logging.getLogger(__name__)
+
+
+def load_tasks(settings: Settings) -> None:
+    """Import the configured task modules (they register on import), or the examples."""
+    for module in settings.task_modules:
+        importlib.import_module(module)
+    if not settings.task_modules and settings.load_examples:
+        register_examples(TaskRegistry)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The full service: health, tasks, jobs with an embedded worker, artifacts, docs."""
+    settings = settings or Settings()
+    load_tasks(settings)
+    builder = (
+        ServiceBuilder(
+            info=ServiceInfo(
+                display_name="taskexec",
+                description="Run registered Python functions as durable REST jobs.",
+            ),
+            settings=settings,
+        )
+        .with_health()
+        .with_tasks()
+    )
+    if settings.api_keys:
+        builder = builder.with_auth(settings.api_keys)
+    return builder.build()

@@ -1,0 +1,1 @@
+"""Service assembly: `ServiceBuilder`, `ServiceInfo`, health, info and offline docs."""

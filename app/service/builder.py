@@ -1,0 +1,138 @@
+"""`ServiceBuilder`: compose a taskexec FastAPI app feature by feature."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Self
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from app.artifacts.router import router as artifacts_router
+from app.core.auth import api_key_dependency
+from app.core.body_limit import BodyLimitMiddleware
+from app.core.errors import install_error_handlers
+from app.core.settings import Settings
+from app.db.migrate import upgrade_async
+from app.jobs.router import router as jobs_router
+from app.runtime import start_runtime
+from app.service.docs import install_offline_docs
+from app.service.router import health_router, info_router
+from app.service.schemas import ServiceInfo
+from app.tasks.router import router as tasks_router
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceBuilder:
+    """Chainable builder for a taskexec service.
+
+    ```python
+    app = (
+        ServiceBuilder(info=ServiceInfo(display_name="Task Service"))
+        .with_health()
+        .with_jobs(max_concurrency=5)
+        .with_tasks()
+        .build()
+    )
+    ```
+    `with_tasks()` implies jobs and artifacts. Settings not given here come from `TASKEXEC_*`
+    environment variables.
+    """
+
+    def __init__(self, info: ServiceInfo, settings: Settings | None = None) -> None:
+        self.info = info
+        self.settings = settings or Settings()
+        self._health = False
+        self._jobs = False
+        self._artifacts = False
+        self._tasks = False
+        self._api_keys: list[str] = []
+        self._routers: list[tuple[APIRouter, dict[str, Any]]] = []
+        self._overrides: dict[str, Any] = {}
+
+    def with_health(self) -> Self:
+        self._health = True
+        return self
+
+    def with_database(self, url: str, *, auto_migrate: bool | None = None) -> Self:
+        self._overrides["database_url"] = url
+        if auto_migrate is not None:
+            self._overrides["auto_migrate"] = auto_migrate
+        return self
+
+    def with_jobs(
+        self, max_concurrency: int | None = None, *, run_worker: bool | None = None
+    ) -> Self:
+        self._jobs = True
+        if max_concurrency is not None:
+            self._overrides["max_concurrency"] = max_concurrency
+        if run_worker is not None:
+            self._overrides["run_worker"] = run_worker
+        return self
+
+    def with_artifacts(self) -> Self:
+        self._artifacts = True
+        return self
+
+    def with_tasks(self) -> Self:
+        self._tasks = self._jobs = self._artifacts = True
+        return self
+
+    def with_auth(self, api_keys: list[str]) -> Self:
+        """Require one of `api_keys` on every `/api/v1` route (health and docs stay open)."""
+        if not api_keys or any(not key for key in api_keys):
+            raise ValueError("with_auth needs at least one non-empty API key")
+        self._api_keys = list(api_keys)
+        return self
+
+    def include_router(self, router: APIRouter, **kwargs: Any) -> Self:
+        self._routers.append((router, kwargs))
+        return self
+
+    def build(self) -> FastAPI:
+        settings = self.settings.model_copy(update=self._overrides)
+        app = FastAPI(
+            title=self.info.display_name,
+            version=self.info.version,
+            description=self.info.description or "",
+            lifespan=self._lifespan(settings),
+            docs_url=None,
+            redoc_url=None,
+        )
+        app.state.settings = settings
+        app.state.service_info = self.info
+        install_error_handlers(app)
+        install_offline_docs(app)
+        app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+        guard = [Depends(api_key_dependency(self._api_keys))] if self._api_keys else []
+        if self._health:
+            app.include_router(health_router)
+        app.include_router(info_router, dependencies=guard)
+        if self._tasks:
+            app.include_router(tasks_router, dependencies=guard)
+        if self._jobs:
+            app.include_router(jobs_router, dependencies=guard)
+        if self._artifacts:
+            app.include_router(artifacts_router, dependencies=guard)
+        for router, kwargs in self._routers:
+            app.include_router(router, **kwargs)
+        return app
+
+    def _lifespan(self, settings: Settings) -> Any:
+        jobs_enabled = self._jobs
+
+        @asynccontextmanager
+        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+            if settings.auto_migrate:
+                await upgrade_async(settings.database_url)
+            runtime = await start_runtime(settings, run_worker=jobs_enabled and settings.run_worker)
+            app.state.database = runtime.database
+            app.state.artifact_manager = runtime.artifacts
+            app.state.scheduler = runtime.scheduler
+            app.state.worker = runtime.worker
+            try:
+                yield
+            finally:
+                await runtime.close()
+
+        return lifespan

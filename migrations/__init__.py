@@ -1,0 +1,1 @@
+"""Alembic migrations for taskexec (packaged so an installed service can migrate itself)."""
