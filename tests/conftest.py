@@ -101,7 +101,7 @@ ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 @pytest.fixture
 def client_factory(database_url: str) -> ClientFactory:
-    """`async with client_factory(max_concurrency=2) as client:` — app + worker on this test's DB."""
+    """`async with client_factory(max_concurrency=2) as client:` runs app + worker on its DB."""
 
     def factory(**overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
         return running_client(build_app(database_url, **overrides))
