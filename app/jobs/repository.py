@@ -2,12 +2,15 @@
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.base import JSONType, UTCDateTime
 from app.jobs.models import TERMINAL_STATUSES, Job, JobStatus
+
+JOBS = cast(Table, Job.__table__)
 
 
 class JobRepository:
@@ -18,6 +21,12 @@ class JobRepository:
         self.session.add(job)
         await self.session.flush()
         return job
+
+    async def add_many(self, jobs: Sequence[Job]) -> None:
+        """Insert new jobs in one statement (Core, no identity-map bookkeeping)."""
+        columns = [column.key for column in Job.__table__.columns]
+        rows = [{key: getattr(job, key) for key in columns} for job in jobs]
+        await self.session.execute(insert(Job), rows)
 
     async def get(self, job_id: str, *, for_update: bool = False) -> Job | None:
         query = select(Job).where(Job.id == job_id)
@@ -102,6 +111,56 @@ class JobRepository:
             if cancel_requested_at is not None:
                 canceled.add(job_id)
         return held, canceled
+
+    async def held_by(self, worker_id: str, job_ids: Sequence[str]) -> set[str]:
+        """Which of `job_ids` this worker still holds (running, its lease); rows locked."""
+        if not job_ids:
+            return set()
+        rows = await self.session.scalars(
+            select(Job.id)
+            .where(Job.id.in_(job_ids), Job.worker_id == worker_id, Job.status == JobStatus.RUNNING)
+            .with_for_update()
+        )
+        return set(rows)
+
+    async def finish_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Record final states in one statement; rows hold id, status, error, artifact_id, now.
+
+        Callers check ownership first with `held_by` in the same transaction.
+        """
+        if not rows:
+            return
+        table = JOBS
+        await self.session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                status=bindparam("b_status"),
+                finished_at=bindparam("b_now", type_=UTCDateTime()),
+                error=bindparam("b_error", type_=JSONType),
+                result_artifact_id=bindparam("b_artifact_id"),
+                lease_expires_at=None,
+            ),
+            [{f"b_{key}": value for key, value in row.items()} for row in rows],
+        )
+
+    async def retry_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Requeue failed attempts to run again; rows hold id, run_at, error."""
+        if not rows:
+            return
+        table = JOBS
+        await self.session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                status=JobStatus.PENDING,
+                run_at=bindparam("b_run_at", type_=UTCDateTime()),
+                error=bindparam("b_error", type_=JSONType),
+                worker_id=None,
+                lease_expires_at=None,
+            ),
+            [{f"b_{key}": value for key, value in row.items()} for row in rows],
+        )
 
     async def finish(
         self,

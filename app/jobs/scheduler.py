@@ -2,11 +2,15 @@
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.core.clock import new_id, utcnow
 from app.core.errors import ConflictError, NotFoundError
+from app.db.batching import BatchWriter
 from app.db.database import Database
 from app.jobs.models import Job, JobStatus
 from app.jobs.repository import JobRepository
@@ -34,6 +38,7 @@ class JobScheduler:
         self.max_concurrency = max_concurrency
         self.registry = registry
         self.worker: Any = None  # the embedded Worker, attached by the app's lifespan
+        self._inserts: BatchWriter[Job, None] = BatchWriter(database, _insert_jobs)
 
     async def submit(
         self, task_name: str, params: dict[str, Any] | None = None, *, delay: float = 0.0
@@ -57,8 +62,7 @@ class JobScheduler:
             attempts=0,
             max_attempts=definition.options.retries + 1,
         )
-        async with self.database.transaction() as session:
-            await JobRepository(session).add(job)
+        await self._inserts.submit(job)
         self._notify_worker()
         logger.info("job queued", extra={"job_id": job.id, "task_name": task_name})
         return JobRead.from_job(job)
@@ -118,3 +122,8 @@ class JobScheduler:
     def _notify_worker(self) -> None:
         if self.worker is not None:
             self.worker.notify()
+
+
+async def _insert_jobs(session: AsyncSession, jobs: Sequence[Job]) -> list[None]:
+    await JobRepository(session).add_many(jobs)
+    return [None] * len(jobs)

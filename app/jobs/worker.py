@@ -6,20 +6,23 @@ import functools
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from app.artifacts.models import Artifact
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.core.clock import new_id, utcnow
+from app.db.batching import BatchWriter
 from app.db.database import Database
 from app.jobs.context import JobContext, ProgressUpdate
 from app.jobs.models import Job, JobStatus
+from app.jobs.outcomes import AttemptEnd, record_attempts, recover_lost_job
 from app.jobs.progress import ProgressSink
 from app.jobs.repository import JobRepository
-from app.jobs.runner import Outcome, backoff_delay, error_record, run_task
+from app.jobs.runner import Outcome, error_record, run_task
 from app.tasks.registry import TaskDefinition, TaskRegistry
 
 logger = logging.getLogger(__name__)
@@ -33,6 +36,11 @@ class WorkerConfig:
     poll_interval: float = 1.0
     lease_seconds: float = 30.0
     shutdown_grace: float = 10.0
+
+
+@dataclass(frozen=True)
+class _Claim:
+    limit: int
 
 
 @dataclass
@@ -75,6 +83,10 @@ class Worker:
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(config.concurrency, thread_name_prefix="taskexec-sync")
+        # Finished attempts and new claims share transactions (group commit).
+        self._writer: BatchWriter[AttemptEnd | _Claim, Any] = BatchWriter(database, self._write)
+        self._recording: dict[str, Job] = {}
+        self._finishers: set[asyncio.Task[None]] = set()
 
     @property
     def is_alive(self) -> bool:
@@ -125,6 +137,9 @@ class Worker:
                     now=utcnow(),
                 )
             logger.warning("handed back unfinished jobs", extra={"count": released})
+        if self._finishers:
+            # Results of attempts that ended are written before the worker goes.
+            await asyncio.wait(self._finishers, timeout=self.config.shutdown_grace + 5)
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def _loop(self) -> None:
@@ -157,12 +172,30 @@ class Worker:
             return None
 
     async def _claim(self, limit: int) -> list[Job]:
-        now = utcnow()
-        lease_until = now + timedelta(seconds=self.config.lease_seconds)
-        async with self.database.transaction() as session:
-            return await JobRepository(session).claim(
-                worker_id=self.worker_id, limit=limit, now=now, lease_until=lease_until
+        claimed: list[Job] = await self._writer.submit(_Claim(limit))
+        return claimed
+
+    async def _write(
+        self, session: AsyncSession, items: Sequence[AttemptEnd | _Claim]
+    ) -> list[Any]:
+        """One transaction: record finished attempts, then claim new jobs."""
+        ends = [item for item in items if isinstance(item, AttemptEnd)]
+        held = iter(await record_attempts(session, ends) if ends else [])
+        results: list[Any] = []
+        for item in items:
+            if isinstance(item, AttemptEnd):
+                results.append(next(held))
+                continue
+            now = utcnow()
+            results.append(
+                await JobRepository(session).claim(
+                    worker_id=self.worker_id,
+                    limit=item.limit,
+                    now=now,
+                    lease_until=now + timedelta(seconds=self.config.lease_seconds),
+                )
             )
+        return results
 
     def _start(self, job: Job) -> None:
         definition = self.registry.find(job.task_name)
@@ -179,7 +212,9 @@ class Worker:
         running = _Running(job=job, context=context, definition=definition, sink=sink)
         self._running[job.id] = running
         running.task = asyncio.create_task(self._attempt(running), name=f"job {job.id}")
-        asyncio.create_task(self._finish(running), name=f"finish {job.id}")  # noqa: RUF006
+        finisher = asyncio.create_task(self._finish(running), name=f"finish {job.id}")
+        self._finishers.add(finisher)
+        finisher.add_done_callback(self._finishers.discard)
 
     async def _attempt(self, running: _Running) -> Outcome:
         if running.definition is None:
@@ -195,6 +230,7 @@ class Worker:
         )
 
     async def _finish(self, running: _Running) -> None:
+        """Wait for the attempt, free its slot at once, then record how it ended."""
         job = running.job
         try:
             assert running.task is not None  # noqa: S101 - set by _start before this runs
@@ -204,22 +240,27 @@ class Worker:
                 if running.released:
                     return
                 raise
+            finally:
+                self._running.pop(job.id, None)
+                self._wake.set()
+            if running.released:
+                return
+            # Still leased (the heartbeat renews it) until the result is written.
+            self._recording[job.id] = job
             if running.sink is not None:
                 await running.sink.close()
-            if not running.released:
-                await self._persist(job, running.definition, outcome)
+            await self._persist(AttemptEnd(self.worker_id, job, running.definition, outcome))
         except Exception:
             logger.exception("could not record job outcome", extra={"job_id": job.id})
         finally:
-            self._running.pop(job.id, None)
-            self._wake.set()
+            self._recording.pop(job.id, None)
 
-    async def _persist(self, job: Job, definition: TaskDefinition | None, outcome: Outcome) -> None:
+    async def _persist(self, end: AttemptEnd) -> None:
         """Write the attempt's end; retry the write while the database is unreachable."""
         delay = 0.1
         while True:
             try:
-                await self._record(job, definition, outcome)
+                await self._writer.submit(end)
                 return
             except Exception:
                 if self._stopping:
@@ -228,59 +269,22 @@ class Worker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _record(self, job: Job, definition: TaskDefinition | None, outcome: Outcome) -> None:
-        now = utcnow()
-        async with self.database.transaction() as session:
-            repo = JobRepository(session)
-            if _should_retry(job, definition, outcome) and definition is not None:
-                options = definition.options
-                delay = backoff_delay(
-                    job.attempts, options.retry_backoff, options.retry_backoff_max, jitter=0.5
-                )
-                assert outcome.summary is not None  # noqa: S101 - failures carry an error
-                await repo.retry_later(
-                    job_id=job.id,
-                    worker_id=self.worker_id,
-                    run_at=now + timedelta(seconds=delay),
-                    error=outcome.summary,
-                )
-                return
-            artifact_id = new_id()
-            held = await repo.finish(
-                job_id=job.id,
-                worker_id=self.worker_id,
-                status=outcome.status,
-                now=now,
-                error=outcome.summary,
-                artifact_id=artifact_id,
-            )
-            if not held:
-                logger.warning("job lease was lost; result discarded", extra={"job_id": job.id})
-                return
-            session.add(
-                Artifact(
-                    id=artifact_id,
-                    job_id=job.id,
-                    data=run_record(job, outcome),
-                    created_at=now,
-                )
-            )
-
     async def _write_progress(self, job_id: str, update: ProgressUpdate) -> None:
         async with self.database.transaction() as session:
             await JobRepository(session).set_progress(job_id, update.fraction, update.message)
 
     async def _heartbeat(self) -> None:
-        if not self._running:
+        job_ids = [*self._running, *self._recording]
+        if not job_ids:
             return
         lease_until = utcnow() + timedelta(seconds=self.config.lease_seconds)
         async with self.database.transaction() as session:
             held, canceled = await JobRepository(session).renew_leases(
-                worker_id=self.worker_id, job_ids=list(self._running), lease_until=lease_until
+                worker_id=self.worker_id, job_ids=job_ids, lease_until=lease_until
             )
         for job_id in canceled:
             self.cancel_local(job_id)
-        for job_id in set(self._running) - held:
+        for job_id in set(job_ids) - held:
             logger.warning("lost the lease of a running job", extra={"job_id": job_id})
 
     async def _recover_dead_local_workers(self) -> None:
@@ -299,54 +303,6 @@ class Worker:
                 requeued += recover_lost_job(session, job, now)
         if requeued:
             self._wake.set()
-
-
-def recover_lost_job(session: Any, job: Job, now: Any) -> int:
-    """Requeue `job` if it has attempts left (returns 1), else fail it with its artifact."""
-    message = (
-        f"interrupted: the worker running attempt {job.attempts} of {job.max_attempts} "
-        "stopped before it finished"
-    )
-    error = {"type": "WorkerLost", "message": message}
-    job.worker_id = None
-    job.lease_expires_at = None
-    job.error = error
-    if job.attempts < job.max_attempts:
-        job.status = JobStatus.PENDING
-        job.run_at = now
-        logger.warning("requeued a job whose worker was lost", extra={"job_id": job.id})
-        return 1
-    artifact_id = new_id()
-    job.status = JobStatus.FAILED
-    job.finished_at = now
-    job.result_artifact_id = artifact_id
-    record = {
-        "task_name": job.task_name,
-        "params": job.params,
-        "result": None,
-        "error": {**error, "traceback": None},
-    }
-    session.add(Artifact(id=artifact_id, job_id=job.id, data=record, created_at=now))
-    logger.warning("failed a job whose worker was lost", extra={"job_id": job.id})
-    return 0
-
-
-def run_record(job: Job, outcome: Outcome) -> dict[str, Any]:
-    """The artifact data of one run: exactly task_name, params, result and error."""
-    return {
-        "task_name": job.task_name,
-        "params": job.params,
-        "result": outcome.result,
-        "error": outcome.error,
-    }
-
-
-def _should_retry(job: Job, definition: TaskDefinition | None, outcome: Outcome) -> bool:
-    if outcome.status is not JobStatus.FAILED or definition is None:
-        return False
-    if job.attempts >= job.max_attempts or outcome.exception is None:
-        return False
-    return isinstance(outcome.exception, definition.options.retry_on)
 
 
 def _is_dead_local_worker(worker_id: str) -> bool:

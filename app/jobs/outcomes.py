@@ -1,0 +1,132 @@
+"""Recording how attempts end: retry, finish with the run's artifact, or recover a lost job."""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.artifacts.models import Artifact
+from app.core.clock import new_id, utcnow
+from app.jobs.models import Job, JobStatus
+from app.jobs.repository import JobRepository
+from app.jobs.runner import Outcome, backoff_delay
+from app.tasks.registry import TaskDefinition
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AttemptEnd:
+    """One finished attempt, waiting to be written."""
+
+    worker_id: str
+    job: Job
+    definition: TaskDefinition | None
+    outcome: Outcome
+
+
+def run_record(job: Job, outcome: Outcome) -> dict[str, Any]:
+    """The artifact data of one run: exactly task_name, params, result and error."""
+    return {
+        "task_name": job.task_name,
+        "params": job.params,
+        "result": outcome.result,
+        "error": outcome.error,
+    }
+
+
+def should_retry(job: Job, definition: TaskDefinition | None, outcome: Outcome) -> bool:
+    if outcome.status is not JobStatus.FAILED or definition is None:
+        return False
+    if job.attempts >= job.max_attempts or outcome.exception is None:
+        return False
+    return isinstance(outcome.exception, definition.options.retry_on)
+
+
+async def record_attempts(session: AsyncSession, ends: Sequence[AttemptEnd]) -> list[bool]:
+    """Write each attempt's end in this transaction; True where the worker still held the job.
+
+    A final attempt writes the job's status and its artifact together; a retryable failure
+    puts the job back in the queue with a backoff. A job the worker no longer holds (its lease
+    expired and another worker took it) is left alone. A few statements per batch, whatever
+    its size.
+    """
+    repo = JobRepository(session)
+    now = utcnow()
+    held: set[str] = set()
+    for worker_id in {end.worker_id for end in ends}:
+        ids = [end.job.id for end in ends if end.worker_id == worker_id]
+        held |= await repo.held_by(worker_id, ids)
+    finished: list[dict[str, Any]] = []
+    retries: list[dict[str, Any]] = []
+    artifacts: list[dict[str, Any]] = []
+    for end in ends:
+        job, outcome = end.job, end.outcome
+        if job.id not in held:
+            logger.warning("job lease was lost; result discarded", extra={"job_id": job.id})
+        elif should_retry(job, end.definition, outcome) and end.definition is not None:
+            options = end.definition.options
+            delay = backoff_delay(
+                job.attempts, options.retry_backoff, options.retry_backoff_max, jitter=0.5
+            )
+            retries.append(
+                {"id": job.id, "run_at": now + timedelta(seconds=delay), "error": outcome.summary}
+            )
+        else:
+            artifact_id = new_id()
+            finished.append(
+                {
+                    "id": job.id,
+                    "status": outcome.status.value,
+                    "error": outcome.summary,
+                    "artifact_id": artifact_id,
+                    "now": now,
+                }
+            )
+            artifacts.append(
+                {
+                    "id": artifact_id,
+                    "job_id": job.id,
+                    "data": run_record(job, outcome),
+                    "created_at": now,
+                }
+            )
+    await repo.finish_many(finished)
+    await repo.retry_many(retries)
+    if artifacts:
+        await session.execute(insert(Artifact), artifacts)
+    return [end.job.id in held for end in ends]
+
+
+def recover_lost_job(session: AsyncSession, job: Job, now: datetime) -> bool:
+    """Requeue `job` if it has attempts left (returns True), else fail it with its artifact."""
+    message = (
+        f"interrupted: the worker running attempt {job.attempts} of {job.max_attempts} "
+        "stopped before it finished"
+    )
+    error = {"type": "WorkerLost", "message": message}
+    job.worker_id = None
+    job.lease_expires_at = None
+    job.error = error
+    if job.attempts < job.max_attempts:
+        job.status = JobStatus.PENDING
+        job.run_at = now
+        logger.warning("requeued a job whose worker was lost", extra={"job_id": job.id})
+        return True
+    artifact_id = new_id()
+    job.status = JobStatus.FAILED
+    job.finished_at = now
+    job.result_artifact_id = artifact_id
+    record = {
+        "task_name": job.task_name,
+        "params": job.params,
+        "result": None,
+        "error": {**error, "traceback": None},
+    }
+    session.add(Artifact(id=artifact_id, job_id=job.id, data=record, created_at=now))
+    logger.warning("failed a job whose worker was lost", extra={"job_id": job.id})
+    return False
