@@ -37,6 +37,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         .with_health()
         .with_tasks()
     )
-    if settings.api_keys:
-        builder = builder.with_auth(settings.api_keys)
     return builder.build()

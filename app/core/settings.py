@@ -1,5 +1,6 @@
 """Service settings: the one place that reads the environment."""
 
+import json
 import os
 from typing import Annotated
 
@@ -27,6 +28,9 @@ class Settings(BaseSettings):
     poll_interval: float = Field(default=1.0, gt=0)
     lease_seconds: float = Field(default=30.0, gt=0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    tag_limits: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
+    retention_seconds: float | None = Field(default=None, gt=0)
+    retention_batch: int = Field(default=500, ge=1, le=100_000)
     page_limit_default: int = Field(default=50, ge=1)
     page_limit_max: int = Field(default=500, ge=1)
     expose_traceback_paths: bool = False
@@ -40,6 +44,31 @@ class Settings(BaseSettings):
     def _split_modules(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("tag_limits", mode="before")
+    @classmethod
+    def _parse_tag_limits(cls, value: object) -> object:
+        """`gpu=1,io=8` (or a JSON object / dict)."""
+        if isinstance(value, str):
+            stripped = value.strip()
+            if stripped.startswith("{"):
+                return json.loads(stripped)
+            limits: dict[str, str] = {}
+            for part in filter(None, (p.strip() for p in stripped.split(","))):
+                tag, sep, number = part.partition("=")
+                if not sep or not tag.strip():
+                    raise ValueError(f"tag limit {part!r} must look like tag=N")
+                limits[tag.strip()] = number.strip()
+            return limits
+        return value
+
+    @field_validator("tag_limits")
+    @classmethod
+    def _positive_limits(cls, value: dict[str, int]) -> dict[str, int]:
+        for tag, limit in value.items():
+            if limit < 1:
+                raise ValueError(f"tag limit for {tag!r} must be at least 1")
         return value
 
     @property

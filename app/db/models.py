@@ -2,6 +2,6 @@
 
 from app.artifacts.models import Artifact
 from app.db.base import Base
-from app.jobs.models import Job
+from app.jobs.models import Job, JobAttempt
 
-__all__ = ["Artifact", "Base", "Job"]
+__all__ = ["Artifact", "Base", "Job", "JobAttempt"]

@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, IdColumnType, JSONType, UTCDateTime
@@ -13,6 +13,8 @@ from app.db.base import Base, IdColumnType, JSONType, UTCDateTime
 class JobStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
+    # A running sync task was asked to cancel; its thread has not ended yet.
+    CANCELING = "canceling"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELED = "canceled"
@@ -23,6 +25,8 @@ class JobStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED})
+# Statuses of a job some worker holds (under a lease).
+ACTIVE_STATUSES = frozenset({JobStatus.RUNNING, JobStatus.CANCELING})
 
 
 class Job(Base):
@@ -51,6 +55,27 @@ class Job(Base):
     worker_id: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    timeout_seconds: Mapped[float | None] = mapped_column(Float)
+    # Unique while the job exists: a repeated `$execute` with the key returns this job.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # Fingerprint of task name and params, to tell a replay from a conflicting reuse of a key.
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class JobAttempt(Base):
+    """One attempt of a job: when it ran and how it ended."""
+
+    __tablename__ = "job_attempts"
+
+    job_id: Mapped[str] = mapped_column(
+        IdColumnType(), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 # The claim query walks this index: eligible pending jobs, highest priority first, then oldest.

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.artifacts.models import Artifact
 from app.core.clock import new_id, utcnow
-from app.jobs.models import Job, JobStatus
+from app.jobs.context import JobContext
+from app.jobs.models import Job, JobAttempt, JobStatus
 from app.jobs.repository import JobRepository
 from app.jobs.runner import Outcome, backoff_delay
 from app.tasks.registry import TaskDefinition
@@ -27,6 +28,25 @@ class AttemptEnd:
     job: Job
     definition: TaskDefinition | None
     outcome: Outcome
+
+
+def honour_cancel_request(context: JobContext, outcome: Outcome) -> Outcome:
+    """A job asked to cancel ends `canceled`, even if its thread ran to the end regardless.
+
+    A result it returned is kept in the artifact; nothing the task produced is thrown away.
+    """
+    if not context.cancel_requested or outcome.status is JobStatus.CANCELED:
+        return outcome
+    error = {
+        "type": "JobCancelledError",
+        "message": f"job {context.job_id} was canceled while running; the task ended "
+        f"{'with a result' if outcome.status is JobStatus.COMPLETED else 'with an error'} "
+        "after cancellation was requested",
+        "traceback": outcome.error["traceback"] if outcome.error else None,
+    }
+    return Outcome(
+        JobStatus.CANCELED, result=outcome.result, error=error, lingering=outcome.lingering
+    )
 
 
 def run_record(job: Job, outcome: Outcome) -> dict[str, Any]:
@@ -64,11 +84,24 @@ async def record_attempts(session: AsyncSession, ends: Sequence[AttemptEnd]) -> 
     finished: list[dict[str, Any]] = []
     retries: list[dict[str, Any]] = []
     artifacts: list[dict[str, Any]] = []
+    attempts: list[dict[str, Any]] = []
     for end in ends:
         job, outcome = end.job, end.outcome
         if job.id not in held:
             logger.warning("job lease was lost; result discarded", extra={"job_id": job.id})
-        elif should_retry(job, end.definition, outcome) and end.definition is not None:
+            continue
+        attempts.append(
+            {
+                "job_id": job.id,
+                "attempt": job.attempts,
+                "status": outcome.status.value,
+                "worker_id": end.worker_id,
+                "started_at": job.started_at,
+                "finished_at": now,
+                "error": outcome.summary,
+            }
+        )
+        if should_retry(job, end.definition, outcome) and end.definition is not None:
             options = end.definition.options
             delay = backoff_delay(
                 job.attempts, options.retry_backoff, options.retry_backoff_max, jitter=0.5
@@ -97,28 +130,49 @@ async def record_attempts(session: AsyncSession, ends: Sequence[AttemptEnd]) -> 
             )
     await repo.finish_many(finished)
     await repo.retry_many(retries)
+    await repo.add_attempts(attempts)
     if artifacts:
         await session.execute(insert(Artifact), artifacts)
     return [end.job.id in held for end in ends]
 
 
 def recover_lost_job(session: AsyncSession, job: Job, now: datetime) -> bool:
-    """Requeue `job` if it has attempts left (returns True), else fail it with its artifact."""
+    """Resolve a job whose worker died. Returns True when it was put back in the queue.
+
+    With attempts left it is requeued; otherwise it fails with `WorkerLost` (or ends
+    `canceled` if cancellation had been asked for), with its artifact.
+    """
     message = (
         f"interrupted: the worker running attempt {job.attempts} of {job.max_attempts} "
         "stopped before it finished"
     )
     error = {"type": "WorkerLost", "message": message}
+    session.add(
+        JobAttempt(
+            job_id=job.id,
+            attempt=job.attempts,
+            status=JobStatus.FAILED.value,
+            worker_id=job.worker_id,
+            started_at=job.started_at,
+            finished_at=now,
+            error=error,
+        )
+    )
     job.worker_id = None
     job.lease_expires_at = None
     job.error = error
-    if job.attempts < job.max_attempts:
+    if job.cancel_requested_at is None and job.attempts < job.max_attempts:
         job.status = JobStatus.PENDING
         job.run_at = now
         logger.warning("requeued a job whose worker was lost", extra={"job_id": job.id})
         return True
+    if job.cancel_requested_at is not None:
+        job.status = JobStatus.CANCELED
+        error = {"type": "JobCancelledError", "message": f"canceled; {message}"}
+        job.error = error
+    else:
+        job.status = JobStatus.FAILED
     artifact_id = new_id()
-    job.status = JobStatus.FAILED
     job.finished_at = now
     job.result_artifact_id = artifact_id
     record = {
@@ -128,5 +182,5 @@ def recover_lost_job(session: AsyncSession, job: Job, now: datetime) -> bool:
         "error": {**error, "traceback": None},
     }
     session.add(Artifact(id=artifact_id, job_id=job.id, data=record, created_at=now))
-    logger.warning("failed a job whose worker was lost", extra={"job_id": job.id})
+    logger.warning("resolved a job whose worker was lost", extra={"job_id": job.id})
     return False

@@ -1,6 +1,6 @@
 """All job SQL: create, read, claim, renew, finish, recover. Flushes, never commits."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -8,9 +8,11 @@ from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import JSONType, UTCDateTime
-from app.jobs.models import TERMINAL_STATUSES, Job, JobStatus
+from app.jobs.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Job, JobAttempt, JobStatus
 
 JOBS = cast(Table, Job.__table__)
+ACTIVE = [status.value for status in ACTIVE_STATUSES]
+TERMINAL = [status.value for status in TERMINAL_STATUSES]
 
 
 class JobRepository:
@@ -34,6 +36,11 @@ class JobRepository:
             query = query.with_for_update()
         return (await self.session.scalars(query)).one_or_none()
 
+    async def get_by_idempotency_key(self, key: str) -> Job | None:
+        return (
+            await self.session.scalars(select(Job).where(Job.idempotency_key == key))
+        ).one_or_none()
+
     async def list_page(
         self, *, status: str | None, task_name: str | None, limit: int, offset: int
     ) -> tuple[list[Job], int]:
@@ -49,7 +56,13 @@ class JobRepository:
         return list(rows), total or 0
 
     async def claim(
-        self, *, worker_id: str, limit: int, now: datetime, lease_until: datetime
+        self,
+        *,
+        worker_id: str,
+        limit: int,
+        now: datetime,
+        lease_until: datetime,
+        exclude_tasks: Collection[str] = (),
     ) -> list[Job]:
         """Mark up to `limit` eligible pending jobs running for `worker_id` and return them.
 
@@ -63,6 +76,8 @@ class JobRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        if exclude_tasks:
+            candidates = candidates.where(Job.task_name.not_in(list(exclude_tasks)))
         stmt = (
             update(Job)
             .where(Job.id.in_(candidates.scalar_subquery()))
@@ -94,14 +109,14 @@ class JobRepository:
             .where(
                 Job.id.in_(job_ids),
                 Job.worker_id == worker_id,
-                Job.status == JobStatus.RUNNING,
+                Job.status.in_(ACTIVE),
             )
             .values(lease_expires_at=lease_until)
             .execution_options(synchronize_session=False)
         )
         rows = await self.session.execute(
             select(Job.id, Job.cancel_requested_at).where(
-                Job.id.in_(job_ids), Job.worker_id == worker_id, Job.status == JobStatus.RUNNING
+                Job.id.in_(job_ids), Job.worker_id == worker_id, Job.status.in_(ACTIVE)
             )
         )
         held: set[str] = set()
@@ -118,7 +133,7 @@ class JobRepository:
             return set()
         rows = await self.session.scalars(
             select(Job.id)
-            .where(Job.id.in_(job_ids), Job.worker_id == worker_id, Job.status == JobStatus.RUNNING)
+            .where(Job.id.in_(job_ids), Job.worker_id == worker_id, Job.status.in_(ACTIVE))
             .with_for_update()
         )
         return set(rows)
@@ -162,56 +177,13 @@ class JobRepository:
             [{f"b_{key}": value for key, value in row.items()} for row in rows],
         )
 
-    async def finish(
-        self,
-        *,
-        job_id: str,
-        worker_id: str,
-        status: JobStatus,
-        now: datetime,
-        error: dict[str, Any] | None,
-        artifact_id: str | None,
-    ) -> bool:
-        """Record the end of a run, if this worker still holds the job."""
-        result = await self.session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == JobStatus.RUNNING)
-            .values(
-                status=status,
-                finished_at=now,
-                error=error,
-                result_artifact_id=artifact_id,
-                lease_expires_at=None,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        return bool(getattr(result, "rowcount", 0))
-
-    async def retry_later(
-        self, *, job_id: str, worker_id: str, run_at: datetime, error: dict[str, Any]
-    ) -> bool:
-        """Put a failed attempt back in the queue to run again at `run_at`."""
-        result = await self.session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == JobStatus.RUNNING)
-            .values(
-                status=JobStatus.PENDING,
-                run_at=run_at,
-                error=error,
-                worker_id=None,
-                lease_expires_at=None,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        return bool(getattr(result, "rowcount", 0))
-
     async def release(self, *, worker_id: str, job_ids: Sequence[str], now: datetime) -> int:
         """Hand running jobs back to the queue without counting the attempt (shutdown)."""
         if not job_ids:
             return 0
         result = await self.session.execute(
             update(Job)
-            .where(Job.id.in_(job_ids), Job.worker_id == worker_id, Job.status == JobStatus.RUNNING)
+            .where(Job.id.in_(job_ids), Job.worker_id == worker_id, Job.status.in_(ACTIVE))
             .values(
                 status=JobStatus.PENDING,
                 attempts=Job.attempts - 1,
@@ -232,7 +204,7 @@ class JobRepository:
             condition = condition | Job.worker_id.in_(worker_ids)
         query = (
             select(Job)
-            .where(Job.status == JobStatus.RUNNING, condition)
+            .where(Job.status.in_(ACTIVE), condition)
             .order_by(Job.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -241,14 +213,14 @@ class JobRepository:
 
     async def running_worker_ids(self) -> list[str]:
         rows = await self.session.scalars(
-            select(Job.worker_id).where(Job.status == JobStatus.RUNNING).distinct()
+            select(Job.worker_id).where(Job.status.in_(ACTIVE)).distinct()
         )
         return [worker_id for worker_id in rows if worker_id is not None]
 
     async def delete(self, job_id: str) -> int:
         result = await self.session.execute(
             delete(Job)
-            .where(Job.id == job_id, Job.status.in_([s.value for s in TERMINAL_STATUSES]))
+            .where(Job.id == job_id, Job.status.in_(TERMINAL))
             .execution_options(synchronize_session=False)
         )
         return int(getattr(result, "rowcount", 0))
@@ -256,7 +228,78 @@ class JobRepository:
     async def set_progress(self, job_id: str, fraction: float | None, message: str | None) -> None:
         await self.session.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+            .where(Job.id == job_id, Job.status.in_(ACTIVE))
             .values(progress=fraction, progress_message=message)
             .execution_options(synchronize_session=False)
         )
+
+    async def active_counts(self) -> dict[str, int]:
+        """Jobs held by workers right now, per task."""
+        rows = await self.session.execute(
+            select(Job.task_name, func.count())
+            .where(Job.status.in_(ACTIVE))
+            .group_by(Job.task_name)
+        )
+        return {task_name: count for task_name, count in rows.tuples()}
+
+    async def pending_candidates(
+        self, *, now: datetime, limit: int, exclude_tasks: Collection[str]
+    ) -> list[tuple[str, str]]:
+        """(id, task_name) of the next eligible pending jobs, in claim order."""
+        query = (
+            select(Job.id, Job.task_name)
+            .where(Job.status == JobStatus.PENDING, Job.run_at <= now)
+            .order_by(Job.priority.desc(), Job.run_at, Job.id)
+            .limit(limit)
+        )
+        if exclude_tasks:
+            query = query.where(Job.task_name.not_in(list(exclude_tasks)))
+        return [(job_id, task_name) for job_id, task_name in await self.session.execute(query)]
+
+    async def claim_ids(
+        self, *, worker_id: str, job_ids: Sequence[str], now: datetime, lease_until: datetime
+    ) -> list[Job]:
+        """Claim exactly these pending jobs (those still pending)."""
+        if not job_ids:
+            return []
+        stmt = (
+            update(Job)
+            .where(Job.id.in_(job_ids), Job.status == JobStatus.PENDING)
+            .values(
+                status=JobStatus.RUNNING,
+                worker_id=worker_id,
+                lease_expires_at=lease_until,
+                started_at=now,
+                attempts=Job.attempts + 1,
+            )
+            .returning(Job)
+            .execution_options(synchronize_session=False)
+        )
+        jobs = list(await self.session.scalars(stmt))
+        jobs.sort(key=lambda job: (-job.priority, job.run_at, job.id))
+        return jobs
+
+    async def add_attempts(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await self.session.execute(insert(JobAttempt), list(rows))
+
+    async def attempts_of(self, job_id: str) -> list[JobAttempt]:
+        rows = await self.session.scalars(
+            select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.attempt)
+        )
+        return list(rows)
+
+    async def delete_finished_before(self, cutoff: datetime, limit: int) -> int:
+        """Delete up to `limit` finished jobs (with their artifacts) that ended before `cutoff`."""
+        doomed = (
+            select(Job.id)
+            .where(Job.status.in_(TERMINAL), Job.finished_at < cutoff)
+            .order_by(Job.finished_at)
+            .limit(limit)
+        )
+        result = await self.session.execute(
+            delete(Job)
+            .where(Job.id.in_(doomed.scalar_subquery()))
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0))

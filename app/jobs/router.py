@@ -10,7 +10,7 @@ from app.core.pagination import Page
 from app.jobs.models import JobStatus
 from app.jobs.repository import JobRepository
 from app.jobs.scheduler import JobScheduler
-from app.jobs.schemas import JobRead
+from app.jobs.schemas import JobDetail, JobRead
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["Jobs"])
 
@@ -37,10 +37,10 @@ async def list_jobs(
     )
 
 
-@router.get("/{job_id}", response_model=JobRead)
-async def get_job(job_id: JobId, scheduler: Scheduler) -> JobRead:
-    """A job's state; `result` is the id of the artifact that records its run."""
-    return await scheduler.get(job_id.upper())
+@router.get("/{job_id}", response_model=JobDetail)
+async def get_job(job_id: JobId, scheduler: Scheduler) -> JobDetail:
+    """A job's state and attempt history; `result` is the id of the artifact of its run."""
+    return await scheduler.get_detail(job_id.upper())
 
 
 @router.post("/{job_id}/$cancel", response_model=JobRead)

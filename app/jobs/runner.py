@@ -6,6 +6,7 @@ import functools
 import json
 import math
 import random
+from collections.abc import Awaitable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -13,10 +14,10 @@ from typing import Any
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import ValidationFailedError
 from app.core.tracebacks import format_exception
 from app.jobs.context import JobCancelledError, JobContext
 from app.jobs.models import JobStatus
+from app.jobs.process import ProcessTaskError, run_in_process
 from app.tasks.registry import TaskDefinition
 
 
@@ -32,6 +33,8 @@ class Outcome:
     result: Any = None
     error: dict[str, Any] | None = None
     exception: BaseException | None = None
+    # A timed-out thread still running: its slot is held until it ends.
+    lingering: "asyncio.Future[Any] | None" = None
 
     @property
     def summary(self) -> dict[str, str] | None:
@@ -76,6 +79,10 @@ class _Injected:
         return self.values[wanted]
 
 
+class JobTimeoutError(TimeoutError):
+    """An attempt ran longer than its timeout."""
+
+
 async def run_task(
     definition: TaskDefinition,
     params: dict[str, Any],
@@ -83,20 +90,41 @@ async def run_task(
     shared: dict[type[Any], Any],
     session_factory: Any,
     executor: Executor,
+    timeout: float | None = None,  # noqa: ASYNC109 - the attempt's limit, enforced per executor
 ) -> Outcome:
-    """Run one attempt and describe how it ended. Never raises, except on loop cancellation
-    that was not a job cancellation."""
+    """Run one attempt and describe how it ended.
+
+    Never raises, except a cancellation of the calling task that was not a job cancellation.
+    A sync task in a thread that times out cannot be stopped: the outcome is a timeout failure
+    and `Outcome.lingering` is the thread, which keeps its concurrency slot until it returns.
+    """
     injected = _Injected(shared, context, session_factory)
     try:
         kwargs = definition.validate_params(params)
         for name, wanted in definition.injected.items():
             kwargs[name] = injected.resolve(wanted)
         if definition.is_async:
-            value = await definition.fn(**kwargs)
+            value = await _with_timeout(
+                definition.fn(**kwargs), timeout, "the coroutine was cancelled"
+            )
+        elif definition.options.executor == "process":
+            value = await _with_timeout(
+                run_in_process(definition.fn, kwargs), timeout, "its process was killed"
+            )
         else:
             call = functools.partial(definition.fn, **kwargs)
             ctx = contextvars.copy_context()
-            value = await asyncio.get_running_loop().run_in_executor(executor, ctx.run, call)
+            thread = asyncio.get_running_loop().run_in_executor(executor, ctx.run, call)
+            try:
+                value = await asyncio.wait_for(asyncio.shield(thread), timeout)
+            except TimeoutError:
+                exc = JobTimeoutError(
+                    f"timed out after {timeout:g} s; its thread cannot be stopped and keeps its "
+                    "concurrency slot until it returns"
+                )
+                return Outcome(
+                    JobStatus.FAILED, error=error_record(exc), exception=exc, lingering=thread
+                )
         result = to_json_result(value)
         if injected.session is not None:
             await injected.session.commit()
@@ -107,14 +135,24 @@ async def run_task(
         return Outcome(JobStatus.CANCELED, error=_cancel_record(exc, context))
     except JobCancelledError as exc:
         return Outcome(JobStatus.CANCELED, error=error_record(exc), exception=exc)
-    except ValidationFailedError as exc:
-        # Stored params no longer fit the task (it changed since the job was queued).
-        return Outcome(JobStatus.FAILED, error=error_record(exc), exception=exc)
+    except ProcessTaskError as exc:
+        error = {"type": exc.type_name, "message": str(exc), "traceback": exc.child_traceback}
+        return Outcome(JobStatus.FAILED, error=error, exception=exc)
     except Exception as exc:
         return Outcome(JobStatus.FAILED, error=error_record(exc), exception=exc)
     finally:
         if injected.session is not None:
             await asyncio.shield(injected.session.close())
+
+
+async def _with_timeout(awaitable: Awaitable[Any], seconds: float | None, how: str) -> Any:
+    if seconds is None:
+        return await awaitable
+    try:
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    except TimeoutError as exc:
+        raise JobTimeoutError(f"timed out after {seconds:g} s; {how}") from exc
 
 
 def _cancel_record(exc: BaseException, context: JobContext) -> dict[str, Any]:

@@ -1,11 +1,14 @@
 """`JobScheduler`: submit, inspect, cancel and delete jobs. The API and tasks both use it."""
 
 import asyncio
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import new_id, utcnow
@@ -14,7 +17,7 @@ from app.db.batching import BatchWriter
 from app.db.database import Database
 from app.jobs.models import Job, JobStatus
 from app.jobs.repository import JobRepository
-from app.jobs.schemas import JobRead
+from app.jobs.schemas import AttemptRead, JobDetail, JobRead
 from app.tasks.registry import TaskRegistry
 
 logger = logging.getLogger(__name__)
@@ -41,30 +44,98 @@ class JobScheduler:
         self._inserts: BatchWriter[Job, None] = BatchWriter(database, _insert_jobs)
 
     async def submit(
-        self, task_name: str, params: dict[str, Any] | None = None, *, delay: float = 0.0
+        self,
+        task_name: str,
+        params: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the job's run limit
+        retries: int | None = None,
+        idempotency_key: str | None = None,
     ) -> JobRead:
-        """Validate `params` against the task and queue a job. Raises `NotFoundError` for an
-        unknown task and `ValidationFailedError` for bad params; nothing invalid is queued."""
+        """Validate `params` against the task and queue a job.
+
+        Options left as None come from the task's registration. Raises `NotFoundError` for an
+        unknown task, `ValidationFailedError` for bad params (nothing invalid is queued), and
+        `ConflictError` when `idempotency_key` names a job with other params.
+        """
+        job, _ = await self.enqueue(
+            task_name,
+            params,
+            priority=priority,
+            delay=delay,
+            run_at=run_at,
+            timeout=timeout,
+            retries=retries,
+            idempotency_key=idempotency_key,
+        )
+        return job
+
+    async def enqueue(
+        self,
+        task_name: str,
+        params: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the job's run limit
+        retries: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[JobRead, bool]:
+        """`submit`, also telling whether a job was created (False: an idempotent replay)."""
         definition = self.registry.find(task_name)
         if definition is None:
             raise NotFoundError(f"Task {task_name!r} is not registered.")
         params = params or {}
         definition.validate_params(params)
+        request_hash = _request_hash(task_name, params)
+        if idempotency_key is not None:
+            existing = await self._replay(idempotency_key, request_hash)
+            if existing is not None:
+                return existing, False
+        options = definition.options
         now = utcnow()
         job = Job(
             id=new_id(),
             task_name=task_name,
             status=JobStatus.PENDING,
             params=params,
-            priority=definition.options.priority,
-            run_at=now + timedelta(seconds=delay),
+            priority=options.priority if priority is None else priority,
+            run_at=run_at or now + timedelta(seconds=delay or 0.0),
             created_at=now,
             attempts=0,
-            max_attempts=definition.options.retries + 1,
+            max_attempts=(options.retries if retries is None else retries) + 1,
+            timeout_seconds=options.timeout if timeout is None else timeout,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
         )
-        await self._inserts.submit(job)
+        try:
+            await self._inserts.submit(job)
+        except IntegrityError:
+            # Another request with the same key won the race.
+            if idempotency_key is None:
+                raise
+            existing = await self._replay(idempotency_key, request_hash)
+            if existing is None:
+                raise
+            return existing, False
         self._notify_worker()
         logger.info("job queued", extra={"job_id": job.id, "task_name": task_name})
+        return JobRead.from_job(job), True
+
+    async def _replay(self, idempotency_key: str, request_hash: str) -> JobRead | None:
+        async with self.database.session() as session:
+            job = await JobRepository(session).get_by_idempotency_key(idempotency_key)
+        if job is None:
+            return None
+        if job.request_hash != request_hash:
+            raise ConflictError(
+                f"Idempotency key {idempotency_key!r} was used for job {job.id} with a "
+                "different task or params."
+            )
         return JobRead.from_job(job)
 
     async def get(self, job_id: str) -> JobRead:
@@ -73,6 +144,16 @@ class JobScheduler:
         if job is None:
             raise NotFoundError(f"Job {job_id} does not exist.")
         return JobRead.from_job(job)
+
+    async def get_detail(self, job_id: str) -> JobDetail:
+        """The job with its attempt history."""
+        async with self.database.session() as session:
+            repo = JobRepository(session)
+            job = await repo.get(job_id)
+            if job is None:
+                raise NotFoundError(f"Job {job_id} does not exist.")
+            history = [AttemptRead.model_validate(row) for row in await repo.attempts_of(job_id)]
+        return JobDetail(**JobRead.from_job(job).model_dump(), attempt_history=history)
 
     async def cancel(self, job_id: str) -> JobRead:
         """Cancel a pending job at once, or ask the worker running it to stop.
@@ -90,10 +171,13 @@ class JobScheduler:
                 job.status = JobStatus.CANCELED
                 job.finished_at = now
                 job.error = {"type": "JobCancelledError", "message": "canceled before it started"}
+            else:
+                # Until the worker has stopped it; a sync task's thread may take a while.
+                job.status = JobStatus.CANCELING
             job.cancel_requested_at = job.cancel_requested_at or now
             await session.flush()
             read = JobRead.from_job(job)
-        if read.status == JobStatus.RUNNING and self.worker is not None:
+        if read.status == JobStatus.CANCELING and self.worker is not None:
             self.worker.cancel_local(job_id)
         return read
 
@@ -127,3 +211,8 @@ class JobScheduler:
 async def _insert_jobs(session: AsyncSession, jobs: Sequence[Job]) -> list[None]:
     await JobRepository(session).add_many(jobs)
     return [None] * len(jobs)
+
+
+def _request_hash(task_name: str, params: dict[str, Any]) -> str:
+    canonical = json.dumps([task_name, params], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()

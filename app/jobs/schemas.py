@@ -38,6 +38,8 @@ class JobRead(BaseModel):
         description="Id of the artifact that records the run (read it at /api/v1/artifacts/{id})."
     )
     cancel_requested: bool
+    timeout: float | None = Field(description="Seconds an attempt may run.")
+    idempotency_key: str | None
 
     @classmethod
     def from_job(cls, job: Job) -> "JobRead":
@@ -58,4 +60,25 @@ class JobRead(BaseModel):
             progress_message=job.progress_message,
             result=job.result_artifact_id,
             cancel_requested=job.cancel_requested_at is not None,
+            timeout=job.timeout_seconds,
+            idempotency_key=job.idempotency_key,
         )
+
+
+class AttemptRead(BaseModel):
+    """One attempt of a job."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    attempt: int
+    status: JobStatus
+    worker_id: str | None
+    started_at: Timestamp | None
+    finished_at: Timestamp
+    error: JobError | None
+
+
+class JobDetail(JobRead):
+    """A job with the history of its attempts (oldest first)."""
+
+    attempt_history: list[AttemptRead]

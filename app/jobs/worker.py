@@ -6,7 +6,7 @@ import functools
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -18,8 +18,9 @@ from app.core.clock import new_id, utcnow
 from app.db.batching import BatchWriter
 from app.db.database import Database
 from app.jobs.context import JobContext, ProgressUpdate
+from app.jobs.limits import ConcurrencyLimits, claim_jobs
 from app.jobs.models import Job, JobStatus
-from app.jobs.outcomes import AttemptEnd, record_attempts, recover_lost_job
+from app.jobs.outcomes import AttemptEnd, honour_cancel_request, record_attempts, recover_lost_job
 from app.jobs.progress import ProgressSink
 from app.jobs.repository import JobRepository
 from app.jobs.runner import Outcome, error_record, run_task
@@ -36,6 +37,10 @@ class WorkerConfig:
     poll_interval: float = 1.0
     lease_seconds: float = 30.0
     shutdown_grace: float = 10.0
+    tag_limits: Mapping[str, int] = field(default_factory=dict)
+    retention_seconds: float | None = None
+    retention_batch: int = 500
+    retention_interval: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -48,9 +53,17 @@ class _Running:
     job: Job
     context: JobContext
     definition: TaskDefinition | None
+    sink: ProgressSink
     task: "asyncio.Task[Outcome] | None" = None
     released: bool = False
-    sink: ProgressSink | None = field(default=None)
+
+    @property
+    def stoppable(self) -> bool:
+        """Whether cancelling its asyncio task stops the work (async or process tasks)."""
+        definition = self.definition
+        return definition is not None and (
+            definition.is_async or definition.options.executor == "process"
+        )
 
 
 def make_worker_id() -> str:
@@ -58,7 +71,8 @@ def make_worker_id() -> str:
 
 
 class Worker:
-    """Claims pending jobs and runs them: async tasks on the loop, sync tasks in threads.
+    """Claims pending jobs and runs them: async tasks on the loop, sync tasks in threads (or a
+    child process when the task asks for one), never more than `concurrency` at once.
 
     Nothing about a job lives only here: each claim, lease renewal and result is written to the
     job table, so another worker (or this one after a restart) can finish what this one could not.
@@ -78,15 +92,17 @@ class Worker:
         self.registry = registry
         self.shared = shared
         self.worker_id = worker_id or make_worker_id()
+        # Jobs holding a concurrency slot: executing, or a timed-out thread still running.
         self._running: dict[str, _Running] = {}
+        # Jobs whose attempt ended and whose result is being written (still leased).
+        self._recording: dict[str, Job] = {}
+        self._finishers: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(config.concurrency, thread_name_prefix="taskexec-sync")
         # Finished attempts and new claims share transactions (group commit).
         self._writer: BatchWriter[AttemptEnd | _Claim, Any] = BatchWriter(database, self._write)
-        self._recording: dict[str, Job] = {}
-        self._finishers: set[asyncio.Task[None]] = set()
 
     @property
     def is_alive(self) -> bool:
@@ -104,13 +120,12 @@ class Worker:
         self._loop_task = asyncio.create_task(self._loop(), name=f"worker {self.worker_id}")
 
     def cancel_local(self, job_id: str) -> bool:
-        """Cancel a job this worker runs: async tasks at once, sync ones by their flag."""
+        """Cancel a job this worker runs: async and process tasks at once, threads by flag."""
         running = self._running.get(job_id)
         if running is None:
             return False
         running.context.request_cancel()
-        definition = running.definition
-        if running.task is not None and definition is not None and definition.is_async:
+        if running.task is not None and running.stoppable:
             running.task.cancel()
         return True
 
@@ -123,40 +138,44 @@ class Worker:
         tasks = [r.task for r in self._running.values() if r.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=self.config.shutdown_grace)
-        leftover = list(self._running.values())
+        leftover = [r for r in self._running.values() if r.task is not None and not r.task.done()]
         if leftover:
             for running in leftover:
                 running.released = True
-                definition = running.definition
-                if running.task is not None and definition is not None and definition.is_async:
+                if running.task is not None and running.stoppable:
                     running.task.cancel()
             async with self.database.transaction() as session:
                 released = await JobRepository(session).release(
-                    worker_id=self.worker_id,
-                    job_ids=[r.job.id for r in leftover],
-                    now=utcnow(),
+                    worker_id=self.worker_id, job_ids=[r.job.id for r in leftover], now=utcnow()
                 )
             logger.warning("handed back unfinished jobs", extra={"count": released})
-        if self._finishers:
-            # Results of attempts that ended are written before the worker goes.
-            await asyncio.wait(self._finishers, timeout=self.config.shutdown_grace + 5)
+        released_ids = {r.job.id for r in leftover}
+        recording = [f for job_id, f in self._finishers.items() if job_id not in released_ids]
+        if recording:
+            # Results of attempts that ended are written before the worker goes; handed-back
+            # jobs are not waited for (a sync task's thread cannot be stopped).
+            await asyncio.wait(recording, timeout=self.config.shutdown_grace + 5)
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def _loop(self) -> None:
         await self._guard(self._recover_dead_local_workers)
+        loop = asyncio.get_running_loop()
         heartbeat_every = self.config.lease_seconds / 3
         next_heartbeat = 0.0
-        loop = asyncio.get_running_loop()
+        next_cleanup = 0.0
         while not self._stopping:
             self._wake.clear()
-            if loop.time() >= next_heartbeat:
+            now = loop.time()
+            if now >= next_heartbeat:
                 await self._guard(self._heartbeat)
                 await self._guard(self._recover_lost)
-                next_heartbeat = loop.time() + heartbeat_every
+                next_heartbeat = now + heartbeat_every
+            if self.config.retention_seconds is not None and now >= next_cleanup:
+                await self._guard(self._cleanup)
+                next_cleanup = now + self.config.retention_interval
             free = self.config.concurrency - len(self._running)
             if free > 0:
-                claimed = await self._guard(functools.partial(self._claim, free)) or []
-                for job in claimed:
+                for job in await self._guard(functools.partial(self._claim, free)) or []:
                     self._start(job)
             timeout = min(self.config.poll_interval, max(0.0, next_heartbeat - loop.time()))
             with contextlib.suppress(TimeoutError):
@@ -186,21 +205,21 @@ class Worker:
             if isinstance(item, AttemptEnd):
                 results.append(next(held))
                 continue
-            now = utcnow()
             results.append(
-                await JobRepository(session).claim(
+                await claim_jobs(
+                    session,
                     worker_id=self.worker_id,
                     limit=item.limit,
-                    now=now,
-                    lease_until=now + timedelta(seconds=self.config.lease_seconds),
+                    lease_seconds=self.config.lease_seconds,
+                    limits=ConcurrencyLimits.from_registry(self.registry, self.config.tag_limits),
                 )
             )
         return results
 
     def _start(self, job: Job) -> None:
-        definition = self.registry.find(job.task_name)
-        loop = asyncio.get_running_loop()
-        sink = ProgressSink(loop, lambda update: self._write_progress(job.id, update))
+        sink = ProgressSink(
+            asyncio.get_running_loop(), functools.partial(self._write_progress, job.id)
+        )
         context = JobContext(
             job_id=job.id,
             task_name=job.task_name,
@@ -209,51 +228,61 @@ class Worker:
             params=job.params,
             on_progress=sink,
         )
-        running = _Running(job=job, context=context, definition=definition, sink=sink)
+        running = _Running(job, context, self.registry.find(job.task_name), sink)
         self._running[job.id] = running
         running.task = asyncio.create_task(self._attempt(running), name=f"job {job.id}")
         finisher = asyncio.create_task(self._finish(running), name=f"finish {job.id}")
-        self._finishers.add(finisher)
-        finisher.add_done_callback(self._finishers.discard)
+        self._finishers[job.id] = finisher
+        finisher.add_done_callback(lambda _: self._finishers.pop(job.id, None))
 
     async def _attempt(self, running: _Running) -> Outcome:
+        job = running.job
         if running.definition is None:
-            exc = LookupError(f"task {running.job.task_name!r} is not registered in this worker")
+            exc = LookupError(f"task {job.task_name!r} is not registered in this worker")
             return Outcome(JobStatus.FAILED, error=error_record(exc), exception=exc)
         return await run_task(
             running.definition,
-            running.job.params,
+            job.params,
             running.context,
             self.shared,
             self.database.session,
             self._executor,
+            timeout=job.timeout_seconds,
         )
 
     async def _finish(self, running: _Running) -> None:
-        """Wait for the attempt, free its slot at once, then record how it ended."""
+        """Wait for the attempt, free its slot, record how it ended."""
         job = running.job
         try:
-            assert running.task is not None  # noqa: S101 - set by _start before this runs
+            if running.task is None:
+                return
             try:
                 outcome = await running.task
             except asyncio.CancelledError:
                 if running.released:
                     return
                 raise
-            finally:
-                self._running.pop(job.id, None)
-                self._wake.set()
             if running.released:
                 return
-            # Still leased (the heartbeat renews it) until the result is written.
+            outcome = honour_cancel_request(running.context, outcome)
+            if outcome.lingering is None:
+                self._free(job.id)
             self._recording[job.id] = job
-            if running.sink is not None:
-                await running.sink.close()
+            await running.sink.close()
             await self._persist(AttemptEnd(self.worker_id, job, running.definition, outcome))
+            self._recording.pop(job.id, None)
+            if outcome.lingering is not None:
+                # A timed-out thread keeps its slot until it really ends.
+                await asyncio.wait([outcome.lingering])
         except Exception:
             logger.exception("could not record job outcome", extra={"job_id": job.id})
         finally:
             self._recording.pop(job.id, None)
+            self._free(job.id)
+
+    def _free(self, job_id: str) -> None:
+        if self._running.pop(job_id, None) is not None:
+            self._wake.set()
 
     async def _persist(self, end: AttemptEnd) -> None:
         """Write the attempt's end; retry the write while the database is unreachable."""
@@ -284,8 +313,11 @@ class Worker:
             )
         for job_id in canceled:
             self.cancel_local(job_id)
-        for job_id in set(job_ids) - held:
+        for job_id in set(job_ids) - held - set(self._lingering_ids()):
             logger.warning("lost the lease of a running job", extra={"job_id": job_id})
+
+    def _lingering_ids(self) -> list[str]:
+        return [job_id for job_id, r in self._running.items() if r.task and r.task.done()]
 
     async def _recover_dead_local_workers(self) -> None:
         async with self.database.session() as session:
@@ -297,12 +329,28 @@ class Worker:
     async def _recover_lost(self, dead_worker_ids: list[str] | None = None) -> None:
         """Requeue or fail jobs whose worker died (expired lease, or a dead local process)."""
         now = utcnow()
-        requeued = 0
+        requeued = False
         async with self.database.transaction() as session:
             for job in await JobRepository(session).lost(now=now, worker_ids=dead_worker_ids or []):
-                requeued += recover_lost_job(session, job, now)
+                requeued |= recover_lost_job(session, job, now)
         if requeued:
             self._wake.set()
+
+    async def _cleanup(self) -> None:
+        """Delete finished jobs (and their artifacts) past the retention age, in batches."""
+        assert self.config.retention_seconds is not None  # noqa: S101 - checked by the loop
+        cutoff = utcnow() - timedelta(seconds=self.config.retention_seconds)
+        total = 0
+        for _ in range(20):
+            async with self.database.transaction() as session:
+                deleted = await JobRepository(session).delete_finished_before(
+                    cutoff, self.config.retention_batch
+                )
+            total += deleted
+            if deleted < self.config.retention_batch:
+                break
+        if total:
+            logger.info("retention cleanup", extra={"deleted_jobs": total})
 
 
 def _is_dead_local_worker(worker_id: str) -> bool:

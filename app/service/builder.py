@@ -16,6 +16,7 @@ from app.db.migrate import upgrade_async
 from app.jobs.router import router as jobs_router
 from app.runtime import start_runtime
 from app.service.docs import install_offline_docs
+from app.service.openapi import install_problem_openapi
 from app.service.router import health_router, info_router
 from app.service.schemas import ServiceInfo
 from app.tasks.router import router as tasks_router
@@ -98,13 +99,18 @@ class ServiceBuilder:
             lifespan=self._lifespan(settings),
             docs_url=None,
             redoc_url=None,
+            # Handlers are named verb_noun; they are the OpenAPI operation ids.
+            generate_unique_id_function=lambda route: route.name,
+            responses={400: {"description": "Invalid request (problem+json)."}},
         )
         app.state.settings = settings
         app.state.service_info = self.info
         install_error_handlers(app)
         install_offline_docs(app)
+        install_problem_openapi(app)
         app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-        guard = [Depends(api_key_dependency(self._api_keys))] if self._api_keys else []
+        api_keys = self._api_keys or settings.api_keys
+        guard = [Depends(api_key_dependency(api_keys))] if api_keys else []
         if self._health:
             app.include_router(health_router)
         app.include_router(info_router, dependencies=guard)

@@ -5,7 +5,7 @@ import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -32,6 +32,7 @@ class TaskOptions(BaseModel):
     max_concurrency: int | None = Field(default=None, ge=1)
     priority: int = 0
     description: str | None = None
+    executor: Literal["thread", "process"] = "thread"
 
     @field_validator("retry_on", mode="before")
     @classmethod
@@ -116,6 +117,14 @@ def build_definition(
         raise ValueError(f"task {name!r}: cannot resolve type hints: {exc}") from exc
     hints.pop("return", None)
     injected = injected_parameters(signature, hints)
+    if task_options.executor == "process":
+        if inspect.iscoroutinefunction(fn):
+            raise ValueError(f"task {name!r}: executor='process' is for sync functions")
+        if injected:
+            raise ValueError(
+                f"task {name!r}: a process task cannot take injected dependencies "
+                f"({', '.join(injected)})"
+            )
     model = build_params_model(name, signature, hints, set(injected))
     return TaskDefinition(name, fn, tag_tuple, task_options, signature, model, injected)
 

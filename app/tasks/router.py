@@ -2,10 +2,10 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response, status
 
 from app.core.deps import get_scheduler
-from app.core.errors import NotFoundError
+from app.core.errors import BadRequestError, NotFoundError
 from app.jobs.scheduler import JobScheduler
 from app.tasks.registry import TASK_NAME_RE, TaskDefinition, TaskRegistry
 from app.tasks.schemas import ExecuteAccepted, ExecuteRequest, TaskInfo
@@ -48,6 +48,7 @@ async def get_task(name: TaskName) -> TaskInfo:
     responses={
         400: {"description": "Missing, unknown or wrong-typed params (one entry per problem)."},
         404: {"description": "Unknown task."},
+        409: {"description": "Idempotency key already used with other params."},
         413: {"description": "Body over the size limit."},
     },
 )
@@ -56,14 +57,38 @@ async def execute_task(
     response: Response,
     scheduler: Scheduler,
     body: Annotated[ExecuteRequest | None, Body()] = None,
+    idempotency_key: Annotated[
+        str | None, Header(min_length=1, max_length=200, alias="Idempotency-Key")
+    ] = None,
 ) -> ExecuteAccepted:
     """Validate params against the task's signature and queue a job.
 
-    Returns 202 with the job id and a `Location` header pointing at the job.
+    Returns 202 with the job id and a `Location` header pointing at the job. With an
+    `Idempotency-Key` header (or `idempotency_key` field), a repeat returns the same job
+    (`Idempotent-Replayed: true`) while it exists; the key with other params is a 409.
     """
     _definition(name)
-    job = await scheduler.submit(name, body.params if body else {})
+    request = body or ExecuteRequest()
+    key = _one_key(idempotency_key, request.idempotency_key)
+    job, created = await scheduler.enqueue(
+        name,
+        request.params,
+        priority=request.priority,
+        delay=request.delay,
+        run_at=request.run_at,
+        timeout=request.timeout,
+        retries=request.retries,
+        idempotency_key=key,
+    )
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
     return ExecuteAccepted(
         job_id=job.id, message=f"Task '{name}' submitted for execution. Job ID: {job.id}"
     )
+
+
+def _one_key(header: str | None, field: str | None) -> str | None:
+    if header is not None and field is not None and header != field:
+        raise BadRequestError("The Idempotency-Key header and idempotency_key field differ.")
+    return header if header is not None else field

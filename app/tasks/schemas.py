@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 
 class ParameterInfo(BaseModel):
@@ -17,6 +17,7 @@ class ParameterInfo(BaseModel):
 class TaskOptionsRead(BaseModel):
     """Execution options a task was registered with."""
 
+    executor: str
     retries: int
     retry_backoff: float
     retry_backoff_max: float
@@ -44,9 +45,30 @@ class TaskInfo(BaseModel):
 
 
 class ExecuteRequest(BaseModel):
-    """Body of `$execute`. Optional: an empty or missing body means no params."""
+    """Body of `$execute`. Optional: an empty or missing body means no params.
+
+    Besides `params`, a caller may override the task's execution options for this job.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     params: dict[str, Any] = Field(default_factory=dict, examples=[{"name": "Alice"}])
+    priority: int | None = Field(
+        default=None, ge=-1_000_000, le=1_000_000, description="Higher runs first."
+    )
+    delay: float | None = Field(
+        default=None, ge=0, le=366 * 86400, description="Seconds to wait before running."
+    )
+    run_at: AwareDatetime | None = Field(default=None, description="Earliest start time.")
+    timeout: float | None = Field(default=None, gt=0, le=366 * 86400, description="Seconds.")
+    retries: int | None = Field(default=None, ge=0, le=100)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _one_start_time(self) -> "ExecuteRequest":
+        if self.delay is not None and self.run_at is not None:
+            raise ValueError("give either delay or run_at, not both")
+        return self
 
 
 class ExecuteAccepted(BaseModel):

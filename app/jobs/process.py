@@ -1,0 +1,76 @@
+"""Run a sync task in a child process, so a timeout or cancellation can really kill it."""
+
+import asyncio
+import multiprocessing
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from app.core.tracebacks import format_exception
+
+
+class ProcessTaskError(Exception):
+    """The task raised in its child process; carries the child's type name and traceback."""
+
+    def __init__(self, type_name: str, message: str, child_traceback: str) -> None:
+        super().__init__(message)
+        self.type_name = type_name
+        self.child_traceback = child_traceback
+
+
+def _child_main(fn: Callable[..., Any], kwargs: dict[str, Any], conn: Connection) -> None:
+    try:
+        result = fn(**kwargs)
+    except BaseException as exc:
+        conn.send(("error", type(exc).__name__, str(exc), format_exception(exc)))
+    else:
+        try:
+            conn.send(("ok", result))
+        except Exception as exc:
+            conn.send(("error", type(exc).__name__, str(exc), traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+async def run_in_process(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """Call `fn(**kwargs)` in a fresh spawned process and return its result.
+
+    Cancelling the awaiting task (timeout or job cancellation) kills the process.
+    """
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_child_main, args=(fn, kwargs, sender), daemon=True)
+    loop = asyncio.get_running_loop()
+    readable: asyncio.Future[None] = loop.create_future()
+    try:
+        await loop.run_in_executor(None, process.start)
+        sender.close()
+        loop.add_reader(receiver.fileno(), _mark_ready, readable)
+        try:
+            await readable
+        finally:
+            loop.remove_reader(receiver.fileno())
+        try:
+            message = await loop.run_in_executor(None, receiver.recv)
+        except EOFError:
+            await loop.run_in_executor(None, process.join)
+            raise ProcessTaskError(
+                "ProcessDied", f"the task's process exited with code {process.exitcode}", ""
+            ) from None
+        if message[0] == "ok":
+            return message[1]
+        _, type_name, text, child_traceback = message
+        raise ProcessTaskError(type_name, text, child_traceback)
+    finally:
+        if process.is_alive():
+            process.kill()
+        if process.pid is not None:
+            await loop.run_in_executor(None, process.join)
+        receiver.close()
+        process.close()
+
+
+def _mark_ready(future: "asyncio.Future[None]") -> None:
+    if not future.done():
+        future.set_result(None)
