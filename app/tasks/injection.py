@@ -40,11 +40,14 @@ def injected_parameters(
 
 
 def _unwrap(annotation: Any) -> Any:
-    """`X`, from `X`, `Annotated[X, ...]`, `X | None` or `Optional[X]`."""
-    if typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
-        if len(members) == 1:
-            return members[0]
-    return annotation
+    """`X`, from `X`, `Annotated[X, ...]`, `X | None`, `Optional[X]` and their nestings."""
+    while True:
+        if typing.get_origin(annotation) is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+            continue
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+            if len(members) == 1:
+                annotation = members[0]
+                continue
+        return annotation

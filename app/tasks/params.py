@@ -2,6 +2,7 @@
 
 import inspect
 import json
+from collections.abc import Collection
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -48,15 +49,31 @@ def build_params_model(
     return model
 
 
-def validate_params(model: type[BaseModel], params: dict[str, Any]) -> dict[str, Any]:
+def validate_params(
+    model: type[BaseModel], params: dict[str, Any], reserved: Collection[str] = ()
+) -> dict[str, Any]:
     """Validate request params; return the call's keyword arguments, typed.
 
-    Raises `ValidationFailedError` listing every problem (missing, unknown, wrong type).
+    `reserved` names (injected parameters) are never accepted from a request, even by a task
+    with `**kwargs`. Raises `ValidationFailedError` listing every problem (missing, unknown,
+    wrong type).
     """
+    errors = [
+        {
+            "loc": ["params", name],
+            "msg": "Extra inputs are not permitted",
+            "type": "extra_forbidden",
+        }
+        for name in params
+        if name in reserved
+    ]
+    instance = None
     try:
-        instance = model.model_validate_json(json.dumps(params))
+        instance = model.model_validate_json(
+            json.dumps({k: v for k, v in params.items() if k not in reserved})
+        )
     except ValidationError as exc:
-        errors = [
+        errors += [
             {
                 "loc": ["params", *(str(part) for part in err["loc"])],
                 "msg": err["msg"],
@@ -64,8 +81,9 @@ def validate_params(model: type[BaseModel], params: dict[str, Any]) -> dict[str,
             }
             for err in exc.errors(include_url=False, include_input=False)
         ]
+    if errors or instance is None:
         detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)
-        raise ValidationFailedError(f"Invalid task parameters: {detail}", errors=errors) from exc
+        raise ValidationFailedError(f"Invalid task parameters: {detail}", errors=errors)
     kwargs = {
         field.alias or name: getattr(instance, name) for name, field in model.model_fields.items()
     }

@@ -15,6 +15,7 @@ from app.tasks.schemas import ParameterInfo, TaskInfo, TaskOptionsRead
 
 TASK_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
 TAG_RE = re.compile(r"^[^,\s]+$")
+MAX_TASK_NAME = 200  # the jobs.task_name column
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,7 +59,7 @@ class TaskDefinition:
 
     def validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Typed keyword arguments for the call, or `ValidationFailedError`."""
-        return validate_params(self.params_model, params)
+        return validate_params(self.params_model, params, reserved=self.injected.keys())
 
     def info(self) -> TaskInfo:
         return TaskInfo(
@@ -98,13 +99,15 @@ def build_definition(
     name: str, fn: Callable[..., Any], tags: list[str] | None, options: dict[str, Any]
 ) -> TaskDefinition:
     """Validate a registration and build its definition; `ValueError` when it is not valid."""
-    if not isinstance(name, str) or not TASK_NAME_RE.match(name):
+    if not isinstance(name, str) or not TASK_NAME_RE.fullmatch(name):
         raise ValueError(f"task name {name!r} must match {TASK_NAME_RE.pattern}")
+    if len(name) > MAX_TASK_NAME:
+        raise ValueError(f"task name {name!r} is longer than {MAX_TASK_NAME} characters")
     if not callable(fn):
         raise ValueError(f"task {name!r}: {fn!r} is not callable")
     tag_tuple = tuple(dict.fromkeys(tags or ()))
     for tag in tag_tuple:
-        if not isinstance(tag, str) or not TAG_RE.match(tag):
+        if not isinstance(tag, str) or not TAG_RE.fullmatch(tag):
             raise ValueError(f"task {name!r}: tag {tag!r} must be non-empty, no commas or spaces")
     try:
         task_options = TaskOptions(**options)
