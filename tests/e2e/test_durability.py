@@ -1,0 +1,166 @@
+"""Durability: a killed or stopped server loses no accepted job."""
+
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import (
+    ServerFactory,
+    ServerProcess,
+    count_jobs,
+    execute,
+    get_artifact,
+    get_job,
+    list_all,
+    wait_job,
+    wait_until,
+)
+
+pytestmark = pytest.mark.e2e
+
+# Far longer than the test: jobs of a killed server must be recovered because its process is
+# gone, not because their lease ran out.
+LONG_LEASE = 600.0
+PENDING = 4
+
+
+def test_kill9_then_restart_ends_every_accepted_job(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    server = server_factory(max_concurrency=2, lease_seconds=LONG_LEASE)
+    release = tmp_path / "release"
+    params = {"release": str(release), "max_wait": 60.0}
+    with server.client() as client:
+        retried = execute(client, "block_retry", params)
+        lost = execute(client, "block_async", params)
+        wait_until(lambda: count_jobs(client, "running") == 2, timeout=15, what="2 running jobs")
+        assert get_job(client, retried)["status"] == "running"
+        assert get_job(client, lost)["status"] == "running"
+        pending = [execute(client, "block_async", params) for _ in range(PENDING)]
+        assert count_jobs(client, "pending") == PENDING
+        accepted = count_jobs(client)
+    assert accepted == PENDING + 2
+
+    assert server.kill9() == -signal.SIGKILL
+    server.restart()
+
+    with server.client() as client:
+        # Resolved at start-up from the dead pid, long before the lease would expire.
+        failed = wait_job(client, lost, statuses=frozenset({"failed"}), timeout=10)
+        assert failed["error"]["type"] == "WorkerLost"
+        assert failed["attempts"] == 1
+        artifact = get_artifact(client, failed["result"])
+        assert artifact["job_id"] == lost
+        assert artifact["data"]["task_name"] == "block_async"
+        assert artifact["data"]["params"] == params
+        assert artifact["data"]["result"] is None
+        assert artifact["data"]["error"]["type"] == "WorkerLost"
+
+        requeued = get_job(client, retried)
+        assert requeued["status"] in {"pending", "running"}
+        assert requeued["error"]["type"] == "WorkerLost"
+
+        release.touch()
+        for job_id in pending:
+            job = wait_job(client, job_id, timeout=30)
+            assert job["status"] == "completed", job
+            assert job["attempts"] == 1
+            assert get_artifact(client, job["result"])["data"]["error"] is None
+        rerun = wait_job(client, retried, timeout=30)
+        assert rerun["status"] == "completed", rerun
+        assert rerun["attempts"] == 2
+        assert rerun["error"] is None
+        assert get_artifact(client, rerun["result"])["data"]["result"] == {"peak": 1}
+
+        assert count_jobs(client) == accepted
+        assert count_jobs(client, "completed") == PENDING + 1
+        assert count_jobs(client, "failed") == 1
+        artifacts = list_all(client, "/api/v1/artifacts")
+    assert sorted(a["job_id"] for a in artifacts) == sorted([lost, retried, *pending])
+
+
+def _wait_for_log(server: ServerProcess, text: str, timeout: float = 15) -> None:
+    wait_until(lambda: text in server.log_tail(200), timeout=timeout, what=repr(text))
+
+
+def _stop_and_restart(server: ServerProcess, release: Path, *, release_first: bool) -> datetime:
+    """SIGTERM the server, wait for it to exit, restart it; return when it had exited."""
+    server.send_sigterm()
+    # uvicorn has stopped serving and the lifespan (which stops the worker) is ending.
+    _wait_for_log(server, "Waiting for application shutdown.")
+    if release_first:
+        release.touch()
+    assert server.wait(timeout=30) in {0, -signal.SIGTERM}
+    stopped_at = datetime.now(UTC)
+    server.restart()
+    return stopped_at
+
+
+def test_sigterm_lets_a_running_job_finish_within_the_grace_period(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    server = server_factory(env={"TASKEXEC_SHUTDOWN_GRACE_SECONDS": "20"})
+    release = tmp_path / "release"
+    with server.client() as client:
+        job_id = execute(client, "block_async", {"release": str(release), "max_wait": 30.0})
+        wait_job(client, job_id, statuses=frozenset({"running"}), timeout=15)
+
+    stopped_at = _stop_and_restart(server, release, release_first=True)
+
+    with server.client() as client:
+        job = get_job(client, job_id)
+        assert job["status"] == "completed", job
+        assert job["attempts"] == 1
+        # Finished by the stopping server, not re-run by the new one.
+        assert datetime.fromisoformat(job["finished_at"]) < stopped_at
+        assert get_artifact(client, job["result"])["data"]["result"] == {"peak": 1}
+        assert count_jobs(client) == 1
+
+
+def test_sigterm_hands_back_a_job_that_outlives_the_grace_period(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    server = server_factory(env={"TASKEXEC_SHUTDOWN_GRACE_SECONDS": "0"})
+    release = tmp_path / "release"
+    with server.client() as client:
+        job_id = execute(client, "block_async", {"release": str(release), "max_wait": 30.0})
+        wait_job(client, job_id, statuses=frozenset({"running"}), timeout=15)
+
+    stopped_at = _stop_and_restart(server, release, release_first=False)
+
+    with server.client() as client:
+        handed_back = get_job(client, job_id)
+        assert handed_back["status"] in {"pending", "running"}, handed_back
+        assert handed_back["error"] is None
+        release.touch()
+        job = wait_job(client, job_id, timeout=20)
+        assert job["status"] == "completed", job
+        # The interrupted attempt was handed back, not counted as a failure.
+        assert job["attempts"] == 1
+        assert datetime.fromisoformat(job["started_at"]) > stopped_at
+        assert get_artifact(client, job["result"])["data"]["result"] == {"peak": 1}
+        assert count_jobs(client) == 1
+        assert count_jobs(client, "failed") == 0
+
+
+def test_sigterm_exits_while_a_sync_task_outlives_the_grace_period(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    server = server_factory(env={"TASKEXEC_SHUTDOWN_GRACE_SECONDS": "0"})
+    release = tmp_path / "release"
+    with server.client() as client:
+        job_id = execute(client, "block_sync", {"release": str(release), "max_wait": 60.0})
+        wait_job(client, job_id, statuses=frozenset({"running"}), timeout=15)
+    server.send_sigterm()
+    _wait_for_log(server, "handed back unfinished jobs")
+    # The worker thread cannot be interrupted; the process must exit without joining it.
+    assert server.wait(timeout=10) in {0, -signal.SIGTERM}
+    release.touch()
+    server.restart()
+    with server.client() as client:
+        job = wait_job(client, job_id, timeout=20)
+        assert job["status"] == "completed", job
+        assert job["attempts"] == 1
+        assert count_jobs(client) == 1
