@@ -1,0 +1,1 @@
+"""The task execution example: `uvicorn examples.task_execution.main:app`."""
