@@ -1,9 +1,7 @@
 """The `taskexec` command: serve, worker, migrate."""
 
 import argparse
-import asyncio
 import logging
-import signal
 from collections.abc import Sequence
 
 from app.core.logging import configure_logging
@@ -43,10 +41,12 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _worker(_args: argparse.Namespace, settings: Settings) -> int:
-    from app.worker_process import run_worker
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from app.worker_process import run_workers
 
-    return asyncio.run(run_worker(settings, stop_signals=(signal.SIGINT, signal.SIGTERM)))
+    if args.processes is not None:
+        settings = settings.model_copy(update={"worker_processes": args.processes})
+    return run_workers(settings)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("revision", nargs="?", default="head")
     migrate.add_argument("--downgrade", action="store_true", help="downgrade to REVISION")
     migrate.set_defaults(handler=_migrate)
-    worker = sub.add_parser("worker", help="run a worker without the HTTP API")
+    worker = sub.add_parser("worker", help="run worker processes without the HTTP API")
+    worker.add_argument(
+        "--processes", type=int, default=None, help="worker processes (TASKEXEC_WORKER_PROCESSES)"
+    )
     worker.set_defaults(handler=_worker)
     return parser
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from app.artifacts.manager import ArtifactManager
 from app.core.settings import Settings
 from app.db.database import Database
+from app.jobs.notify import PostgresListener
 from app.jobs.scheduler import JobScheduler
 from app.jobs.worker import Worker, WorkerConfig
 from app.tasks.registry import TaskRegistry
@@ -19,9 +20,12 @@ class Runtime:
     artifacts: ArtifactManager
     scheduler: JobScheduler
     worker: Worker | None
+    listener: PostgresListener | None = None
 
     async def close(self) -> None:
         """Stop the worker (grace period, then hand back) and close the database."""
+        if self.listener is not None:
+            await self.listener.stop()
         if self.worker is not None:
             await self.worker.stop()
         await self.database.dispose()
@@ -35,6 +39,7 @@ async def start_runtime(
     artifacts = ArtifactManager(database)
     scheduler = JobScheduler(database, max_concurrency=settings.max_concurrency, registry=registry)
     worker = None
+    listener = None
     if run_worker:
         worker = Worker(
             database,
@@ -52,8 +57,13 @@ async def start_runtime(
         )
         scheduler.worker = worker
         await worker.start()
+        if not database.is_sqlite:
+            listener = PostgresListener(
+                database.url, on_jobs=worker.notify, on_cancel=worker.cancel_local
+            )
+            await listener.start()
     logger.info(
         "runtime started",
         extra={"database": database.url.get_backend_name(), "worker": worker is not None},
     )
-    return Runtime(database, artifacts, scheduler, worker)
+    return Runtime(database, artifacts, scheduler, worker, listener)

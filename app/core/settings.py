@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     load_examples: bool = True
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     run_worker: bool = True
+    worker_processes: int = Field(default=1, ge=1, le=256)
     poll_interval: float = Field(default=1.0, gt=0)
     lease_seconds: float = Field(default=30.0, gt=0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)

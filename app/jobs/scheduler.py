@@ -16,6 +16,7 @@ from app.core.errors import ConflictError, NotFoundError
 from app.db.batching import BatchWriter
 from app.db.database import Database
 from app.jobs.models import Job, JobStatus
+from app.jobs.notify import notify_cancel, notify_new_jobs
 from app.jobs.repository import JobRepository
 from app.jobs.schemas import AttemptRead, JobDetail, JobRead
 from app.tasks.registry import TaskRegistry
@@ -174,6 +175,7 @@ class JobScheduler:
             else:
                 # Until the worker has stopped it; a sync task's thread may take a while.
                 job.status = JobStatus.CANCELING
+                await notify_cancel(session, job.id)
             job.cancel_requested_at = job.cancel_requested_at or now
             await session.flush()
             read = JobRead.from_job(job)
@@ -210,6 +212,7 @@ class JobScheduler:
 
 async def _insert_jobs(session: AsyncSession, jobs: Sequence[Job]) -> list[None]:
     await JobRepository(session).add_many(jobs)
+    await notify_new_jobs(session)
     return [None] * len(jobs)
 
 

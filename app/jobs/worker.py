@@ -20,6 +20,7 @@ from app.db.database import Database
 from app.jobs.context import JobContext, ProgressUpdate
 from app.jobs.limits import ConcurrencyLimits, claim_jobs
 from app.jobs.models import Job, JobStatus
+from app.jobs.notify import notify_new_jobs
 from app.jobs.outcomes import AttemptEnd, honour_cancel_request, record_attempts, recover_lost_job
 from app.jobs.progress import ProgressSink
 from app.jobs.repository import JobRepository
@@ -168,6 +169,7 @@ class Worker:
             now = loop.time()
             if now >= next_heartbeat:
                 await self._guard(self._heartbeat)
+                await self._guard(self._recover_dead_local_workers)
                 await self._guard(self._recover_lost)
                 next_heartbeat = now + heartbeat_every
             if self.config.retention_seconds is not None and now >= next_cleanup:
@@ -333,6 +335,8 @@ class Worker:
         async with self.database.transaction() as session:
             for job in await JobRepository(session).lost(now=now, worker_ids=dead_worker_ids or []):
                 requeued |= recover_lost_job(session, job, now)
+            if requeued:
+                await notify_new_jobs(session)
         if requeued:
             self._wake.set()
 

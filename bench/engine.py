@@ -1,0 +1,209 @@
+"""The job engine without HTTP: queue N no-op jobs, drain them with worker processes.
+
+For each backend (SQLite file, PostgreSQL) and each worker-process count, it enqueues N jobs
+straight into the job table, starts `taskexec worker --processes P`, and prints the drain rate
+(jobs completed per second, from the first start to the last finish, artifacts included) and
+the claim latency (one claim transaction of a batch, p50/p99, measured separately).
+
+    .venv/bin/python bench/engine.py --jobs 20000 --processes 1 2 4
+"""
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from app.artifacts.models import Artifact
+from app.core.clock import new_id, utcnow
+from app.db.database import Database
+from app.db.migrate import upgrade
+from app.jobs.limits import ConcurrencyLimits, claim_jobs
+from app.jobs.models import Job, JobStatus
+from app.jobs.repository import JobRepository
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+async def reset(url: str, tmp: Path) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{parsed.database}{suffix}").unlink(missing_ok=True)
+    else:
+        admin = parsed.set(drivername="postgresql", database="postgres")
+        conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
+        try:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                parsed.database,
+            )
+            await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}"')
+            await conn.execute(f'CREATE DATABASE "{parsed.database}"')
+        finally:
+            await conn.close()
+    await asyncio.to_thread(upgrade, url)
+
+
+async def enqueue(database: Database, count: int) -> None:
+    now = utcnow()
+    for start in range(0, count, 2000):
+        jobs = [
+            Job(
+                id=new_id(),
+                task_name="noop",
+                status=JobStatus.PENDING,
+                params={},
+                priority=0,
+                run_at=now,
+                created_at=now,
+                attempts=0,
+                max_attempts=1,
+            )
+            for _ in range(min(2000, count - start))
+        ]
+        async with database.transaction() as session:
+            await JobRepository(session).add_many(jobs)
+
+
+async def drain(
+    url: str, database: Database, jobs: int, processes: int, concurrency: int, tmp: Path
+) -> tuple[float, int, int]:
+    env = {
+        **os.environ,
+        "TASKEXEC_DATABASE_URL": url,
+        "TASKEXEC_WORKER_PROCESSES": str(processes),
+        "TASKEXEC_MAX_CONCURRENCY": str(concurrency),
+        "TASKEXEC_LOG_LEVEL": "warning",
+        "PYTHONPATH": str(ROOT),
+    }
+    log = (tmp / f"worker-{processes}.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "worker"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp,
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            async with database.session() as session:
+                left = await session.scalar(
+                    select(func.count())
+                    .select_from(Job)
+                    .where(Job.status.in_([JobStatus.PENDING, JobStatus.RUNNING]))
+                )
+            if not left:
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise SystemExit("drain did not finish")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        log.close()
+    async with database.session() as session:
+        first = await session.scalar(select(func.min(Job.started_at)))
+        last = await session.scalar(select(func.max(Job.finished_at)))
+        completed = await session.scalar(
+            select(func.count()).select_from(Job).where(Job.status == JobStatus.COMPLETED)
+        )
+        artifacts = await session.scalar(select(func.count()).select_from(Artifact))
+    assert first is not None and last is not None
+    return jobs / (last - first).total_seconds(), completed or 0, artifacts or 0
+
+
+async def claim_latency(database: Database, batch: int, rounds: int) -> list[float]:
+    await enqueue(database, batch * rounds)
+    timings: list[float] = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        async with database.transaction() as session:
+            claimed = await claim_jobs(
+                session,
+                worker_id="bench:0:claim",
+                limit=batch,
+                lease_seconds=30,
+                limits=ConcurrencyLimits(),
+            )
+        timings.append(time.perf_counter() - started)
+        assert len(claimed) == batch
+    return timings
+
+
+async def run_backend(url: str, args: argparse.Namespace, tmp: Path) -> None:
+    name = make_url(url).get_backend_name()
+    for processes in args.processes:
+        await reset(url, tmp)
+        database = Database(url)
+        try:
+            await enqueue(database, args.jobs)
+            rate, completed, artifacts = await drain(
+                url, database, args.jobs, processes, args.concurrency, tmp
+            )
+        finally:
+            await database.dispose()
+        print(
+            f"{name:10} {processes} worker process(es) x concurrency {args.concurrency}: "
+            f"drained {args.jobs} jobs at {rate:,.0f} jobs/s "
+            f"({completed} completed, {artifacts} artifacts)",
+            flush=True,
+        )
+    await reset(url, tmp)
+    database = Database(url)
+    try:
+        timings = await claim_latency(database, args.claim_batch, rounds=200)
+    finally:
+        await database.dispose()
+    print(
+        f"{name:10} claim latency, batch of {args.claim_batch}: "
+        f"p50 {statistics.median(timings) * 1e3:.2f} ms, "
+        f"p99 {percentile(timings, 99) * 1e3:.2f} ms",
+        flush=True,
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--concurrency", type=int, default=128, help="per worker process")
+    parser.add_argument("--claim-batch", type=int, default=64)
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "TASKEXEC_BENCH_POSTGRES_URL",
+            "postgresql+asyncpg://postgres@127.0.0.1:5432/taskexec_bench",
+        ),
+        help="a database the bench may drop and recreate",
+    )
+    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="taskexec-engine-") as tmp:
+        urls = {
+            "sqlite": f"sqlite+aiosqlite:///{tmp}/engine.db",
+            "postgresql": args.postgres_url,
+        }
+        for backend in args.backends:
+            await run_backend(urls[backend], args, Path(tmp))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
