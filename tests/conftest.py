@@ -1,6 +1,7 @@
 """Shared fixtures: a real SQLite file built by the real migrations, a clean task registry,
 and an in-process app with its lifespan (worker included) running."""
 
+import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -8,9 +9,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.engine import URL, make_url
 
 from app.core.settings import Settings
 from app.db.database import Database
@@ -34,12 +37,80 @@ def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def postgres_base_url() -> str:
+    """The PostgreSQL server to test against; CI sets it, a developer without one skips."""
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail(f"{POSTGRES_URL_ENV} must be set in CI")
+        pytest.skip(f"{POSTGRES_URL_ENV} is not set")
+    return url
+
+
+def asyncpg_dsn(url: str | URL) -> str:
+    """A plain `postgresql://` DSN for asyncpg from a SQLAlchemy URL."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_test_database() -> Iterator[str]:
+    """A PostgreSQL database of this test run, migrated to head by Alembic once."""
+    base = make_url(postgres_base_url())
+    name = f"taskexec_test_{os.getpid()}"
+
+    async def recreate(create: bool) -> None:
+        conn = await asyncpg.connect(asyncpg_dsn(base))
+        try:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+            )
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            if create:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(recreate(create=True))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    try:
+        yield url
+    finally:
+        asyncio.run(recreate(create=False))
+
+
+def truncate_postgres(url: str) -> None:
+    async def truncate() -> None:
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            await conn.execute("TRUNCATE job_attempts, artifacts, jobs")
+        finally:
+            await conn.close()
+
+    asyncio.run(truncate())
+
+
 @pytest.fixture
-def database_url(tmp_path: Path, migrated_sqlite_template: Path) -> str:
+def sqlite_database_url(tmp_path: Path, migrated_sqlite_template: Path) -> str:
     """A fresh, migrated SQLite database file for this test."""
     path = tmp_path / "taskexec.db"
     shutil.copy(migrated_sqlite_template, path)
     return sqlite_url(path)
+
+
+@pytest.fixture
+def postgres_database_url(postgres_test_database: str) -> str:
+    """The run's PostgreSQL test database, emptied for this test."""
+    truncate_postgres(postgres_test_database)
+    return postgres_test_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """A fresh, migrated database for this test: every test using it runs on both backends."""
+    fixture = "sqlite_database_url" if request.param == "sqlite" else "postgres_database_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
 
 
 @pytest.fixture
@@ -117,10 +188,5 @@ async def client(client_factory: ClientFactory) -> AsyncIterator[httpx.AsyncClie
 
 @pytest.fixture
 def postgres_url() -> str:
-    """The PostgreSQL to test against; CI sets it, a developer without one skips."""
-    url = os.environ.get(POSTGRES_URL_ENV)
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail(f"{POSTGRES_URL_ENV} must be set in CI")
-        pytest.skip(f"{POSTGRES_URL_ENV} is not set")
-    return url
+    """The PostgreSQL server to test against (for tests that make their own databases)."""
+    return postgres_base_url()

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
 from app import TaskRegistry
 from examples.task_execution import main as example
@@ -143,13 +144,13 @@ async def test_wrong_params_are_rejected_before_queueing(client: httpx.AsyncClie
 
 
 async def test_process_data_uses_injected_database_and_artifacts(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, database_url: str
 ) -> None:
     job, data = await run(client, "process_data", {"label": "weekly"})
     assert job["status"] == "completed"
     result = data["result"]
     assert result["status"] == "complete"
-    assert result["database"] == "sqlite"
+    assert result["database"] == make_url(database_url).get_backend_name()
     assert await artifact_data(client, result["stored_artifact_id"]) == {"label": "weekly"}
 
 
