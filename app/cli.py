@@ -19,7 +19,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     overrides: dict[str, object] = {"auto_migrate": False}
     if args.no_worker:
         overrides["run_worker"] = False
-    upgrade(settings.database_url)
+    if settings.auto_migrate:
+        upgrade(settings.database_url)
     app = create_app(settings.model_copy(update=overrides))
     uvicorn.run(
         app,
@@ -52,7 +53,9 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="taskexec", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="migrate the database, then serve the API and a worker")
+    serve = sub.add_parser(
+        "serve", help="migrate the database (unless TASKEXEC_AUTO_MIGRATE=false), then serve"
+    )
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--no-worker", action="store_true", help="serve the API only")
