@@ -4,7 +4,7 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from app.core.logging import configure_logging
+from app.core.logging import configure_logging, uvicorn_log_config
 from app.core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host or settings.host,
         port=args.port if args.port is not None else settings.port,
         log_level=settings.log_level.lower(),
+        log_config=uvicorn_log_config(settings.log_level, settings.log_format),
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
     )
     return 0
@@ -75,6 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     result: int = args.handler(args, settings)
     return result

@@ -36,5 +36,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         .with_health()
         .with_tasks()
+        .with_monitoring()
     )
     return builder.build()

@@ -4,8 +4,10 @@ import logging
 from dataclasses import dataclass
 
 from app.artifacts.manager import ArtifactManager
+from app.core.metrics import Metrics
 from app.core.settings import Settings
 from app.db.database import Database
+from app.jobs.events import EventBus
 from app.jobs.notify import PostgresListener
 from app.jobs.scheduler import JobScheduler
 from app.jobs.worker import Worker, WorkerConfig
@@ -21,6 +23,7 @@ class Runtime:
     scheduler: JobScheduler
     worker: Worker | None
     listener: PostgresListener | None = None
+    metrics: Metrics | None = None
 
     async def close(self) -> None:
         """Stop the worker (grace period, then hand back) and close the database."""
@@ -32,14 +35,25 @@ class Runtime:
 
 
 async def start_runtime(
-    settings: Settings, *, run_worker: bool, registry: type[TaskRegistry] = TaskRegistry
+    settings: Settings,
+    *,
+    run_worker: bool,
+    registry: type[TaskRegistry] = TaskRegistry,
+    metrics: Metrics | None = None,
 ) -> Runtime:
     """Create the runtime objects and, if asked, start a worker."""
     database = Database(settings.database_url)
     artifacts = ArtifactManager(database)
-    scheduler = JobScheduler(database, max_concurrency=settings.max_concurrency, registry=registry)
+    bus = EventBus()
+    metrics = metrics or Metrics()
+    scheduler = JobScheduler(
+        database,
+        max_concurrency=settings.max_concurrency,
+        registry=registry,
+        bus=bus,
+        metrics=metrics,
+    )
     worker = None
-    listener = None
     if run_worker:
         worker = Worker(
             database,
@@ -51,19 +65,33 @@ async def start_runtime(
                 tag_limits=settings.tag_limits,
                 retention_seconds=settings.retention_seconds,
                 retention_batch=settings.retention_batch,
+                max_log_lines=settings.max_log_lines,
             ),
             shared={Database: database, ArtifactManager: artifacts, JobScheduler: scheduler},
             registry=registry,
+            bus=bus,
+            metrics=metrics,
         )
         scheduler.worker = worker
         await worker.start()
-        if not database.is_sqlite:
-            listener = PostgresListener(
-                database.url, on_jobs=worker.notify, on_cancel=worker.cancel_local
-            )
-            await listener.start()
+    listener = None
+    if not database.is_sqlite:
+        # Other processes' jobs and events reach this one through LISTEN/NOTIFY.
+        def on_reconnect() -> None:
+            bus.publish_all()
+            if worker is not None:
+                worker.notify()
+
+        listener = PostgresListener(
+            database.url,
+            on_jobs=worker.notify if worker is not None else None,
+            on_cancel=worker.cancel_local if worker is not None else None,
+            on_events=bus.publish_payload,
+            on_reconnect=on_reconnect,
+        )
+        await listener.start()
     logger.info(
         "runtime started",
         extra={"database": database.url.get_backend_name(), "worker": worker is not None},
     )
-    return Runtime(database, artifacts, scheduler, worker, listener)
+    return Runtime(database, artifacts, scheduler, worker, listener, metrics)

@@ -3,10 +3,15 @@
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.connection
 import signal
+import time
 from collections.abc import Iterable
 
+from prometheus_client import start_http_server
+
 from app.core.logging import configure_logging
+from app.core.metrics import Metrics
 from app.core.settings import Settings
 from app.main import load_tasks
 from app.runtime import start_runtime
@@ -21,7 +26,10 @@ async def run_worker(settings: Settings, *, stop_signals: Iterable[signal.Signal
     loop = asyncio.get_running_loop()
     for sig in stop_signals:
         loop.add_signal_handler(sig, stop.set)
-    runtime = await start_runtime(settings, run_worker=True)
+    metrics = Metrics()
+    if settings.worker_metrics_port is not None:
+        start_http_server(settings.worker_metrics_port, registry=metrics.registry)
+    runtime = await start_runtime(settings, run_worker=True, metrics=metrics)
     logger.info("worker running", extra={"worker_id": runtime.worker and runtime.worker.worker_id})
     try:
         await stop.wait()
@@ -30,25 +38,37 @@ async def run_worker(settings: Settings, *, stop_signals: Iterable[signal.Signal
     return 0
 
 
-def _child(settings: Settings) -> None:
-    configure_logging(settings.log_level)
+def _child(settings: Settings, index: int) -> None:
+    if settings.worker_metrics_port is not None:
+        # One metrics port per worker process: the configured one, then the next ones.
+        port = settings.worker_metrics_port + index
+        settings = settings.model_copy(update={"worker_metrics_port": port})
+    configure_logging(settings.log_level, settings.log_format)
     asyncio.run(run_worker(settings, stop_signals=(signal.SIGINT, signal.SIGTERM)))
 
 
 def run_workers(settings: Settings) -> int:
-    """Run `settings.worker_processes` workers; SIGTERM/SIGINT stop them all gracefully."""
+    """Run `settings.worker_processes` workers; SIGTERM/SIGINT stop them all gracefully.
+
+    A child that dies (killed, crashed) is replaced after a short pause; its jobs are
+    recovered like any dead worker's.
+    """
     stop_signals = (signal.SIGINT, signal.SIGTERM)
     if settings.worker_processes == 1:
         return asyncio.run(run_worker(settings, stop_signals=stop_signals))
     context = multiprocessing.get_context("spawn")
-    children = [
-        context.Process(target=_child, args=(settings,), name=f"taskexec-worker-{n}")
-        for n in range(settings.worker_processes)
-    ]
-    for child in children:
+    stopping = False
+
+    def spawn(n: int) -> "multiprocessing.process.BaseProcess":
+        child = context.Process(target=_child, args=(settings, n), name=f"taskexec-worker-{n}")
         child.start()
+        return child
+
+    children = [spawn(n) for n in range(settings.worker_processes)]
 
     def forward(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
         # Each child stops gracefully on SIGTERM (grace period, then hand back).
         for child in children:
             if child.is_alive():
@@ -56,6 +76,19 @@ def run_workers(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    while True:
+        multiprocessing.connection.wait([child.sentinel for child in children])
+        if stopping:
+            break
+        for n, child in enumerate(children):
+            if not child.is_alive():
+                logger.warning(
+                    "worker process exited; starting another",
+                    extra={"pid": child.pid, "exitcode": child.exitcode},
+                )
+                time.sleep(1.0)
+                if not stopping:
+                    children[n] = spawn(n)
     for child in children:
         child.join()
     return max((child.exitcode or 0 for child in children), default=0)

@@ -83,7 +83,7 @@ def truncate_postgres(url: str) -> None:
     async def truncate() -> None:
         conn = await asyncpg.connect(asyncpg_dsn(url))
         try:
-            await conn.execute("TRUNCATE job_attempts, artifacts, jobs")
+            await conn.execute("TRUNCATE jobs, artifacts CASCADE")
         finally:
             await conn.close()
 

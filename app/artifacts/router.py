@@ -6,13 +6,12 @@ from fastapi import APIRouter, Path, Query
 
 from app.artifacts.models import Artifact
 from app.artifacts.repository import ArtifactRepository
-from app.artifacts.schemas import ArtifactRead
+from app.artifacts.schemas import ArtifactRead, shown
 from app.core.clock import ULID_PATTERN
 from app.core.deps import PageDep, ReadSessionDep, SettingsDep
 from app.core.errors import NotFoundError
 from app.core.pagination import Page
 from app.core.settings import Settings
-from app.core.tracebacks import redact_run_record
 
 router = APIRouter(prefix="/api/v1/artifacts", tags=["Artifacts"])
 
@@ -20,10 +19,9 @@ ArtifactId = Annotated[str, Path(pattern=ULID_PATTERN, description="The artifact
 
 
 def _read(artifact: Artifact, settings: Settings) -> ArtifactRead:
-    read = ArtifactRead.model_validate(artifact)
-    if not settings.expose_traceback_paths:
-        read.data = redact_run_record(read.data)
-    return read
+    return shown(
+        ArtifactRead.model_validate(artifact), expose_paths=settings.expose_traceback_paths
+    )
 
 
 @router.get("", response_model=Page[ArtifactRead])

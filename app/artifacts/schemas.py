@@ -3,6 +3,7 @@
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from app.core.clock import Timestamp
+from app.core.tracebacks import redact_run_record
 
 
 class ArtifactIn(BaseModel):
@@ -21,3 +22,10 @@ class ArtifactRead(BaseModel):
     job_id: str | None = Field(description="The job whose run this records, if any.")
     data: JsonValue
     created_at: Timestamp
+
+
+def shown(artifact: ArtifactRead, *, expose_paths: bool) -> ArtifactRead:
+    """The artifact as callers see it: server file paths removed from a stored traceback."""
+    if expose_paths:
+        return artifact
+    return artifact.model_copy(update={"data": redact_run_record(artifact.data)})

@@ -2,7 +2,7 @@
 
 import json
 import os
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -32,11 +32,15 @@ class Settings(BaseSettings):
     tag_limits: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
     retention_seconds: float | None = Field(default=None, gt=0)
     retention_batch: int = Field(default=500, ge=1, le=100_000)
+    max_log_lines: int = Field(default=1000, ge=0, le=1_000_000)
+    max_wait_seconds: float = Field(default=60.0, gt=0, le=3600)
     page_limit_default: int = Field(default=50, ge=1)
     page_limit_max: int = Field(default=500, ge=1)
     expose_traceback_paths: bool = False
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 

@@ -15,6 +15,9 @@ class JobCancelledError(Exception):
 class ProgressUpdate:
     fraction: float | None
     message: str | None
+    # For generator tasks: how many items so far, and the latest one (JSON-compatible).
+    item_count: int = 0
+    item: Any = None
 
 
 class JobContext:
@@ -66,6 +69,11 @@ class JobContext:
         update = ProgressUpdate(min(1.0, max(0.0, float(fraction))), message)
         if self._on_progress is not None:
             self._on_progress(update)
+
+    def report_item(self, count: int, item: Any) -> None:
+        """A generator task yielded its `count`-th item."""
+        if self._on_progress is not None:
+            self._on_progress(ProgressUpdate(None, f"{count} items", count, item))
 
     def request_cancel(self) -> None:
         self._cancel.set()

@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
+from app.jobs.events import EventType, event_row, insert_events
 from app.jobs.models import Job
 from app.jobs.repository import JobRepository
 from app.tasks.registry import TaskRegistry
@@ -72,7 +73,9 @@ async def claim_jobs(
     now = utcnow()
     lease_until = now + timedelta(seconds=lease_seconds)
     if not limits.active:
-        return await repo.claim(worker_id=worker_id, limit=limit, now=now, lease_until=lease_until)
+        jobs = await repo.claim(worker_id=worker_id, limit=limit, now=now, lease_until=lease_until)
+        await _started_events(session, jobs, worker_id)
+        return jobs
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": LIMITED_CLAIM_LOCK}
@@ -98,4 +101,23 @@ async def claim_jobs(
         if len(claimed) >= limit or len(candidates) < wanted * 4:
             break
     claimed.sort(key=lambda job: (-job.priority, job.run_at, job.id))
+    await _started_events(session, claimed, worker_id)
     return claimed
+
+
+async def _started_events(session: AsyncSession, jobs: list[Job], worker_id: str) -> None:
+    """One `started` event per claimed job (its number was taken by the claim itself)."""
+    now = utcnow()
+    await insert_events(
+        session,
+        [
+            event_row(
+                job.id,
+                job.event_seq,
+                EventType.STARTED,
+                {"attempt": job.attempts, "worker_id": worker_id},
+                now,
+            )
+            for job in jobs
+        ],
+    )

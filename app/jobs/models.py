@@ -60,6 +60,10 @@ class Job(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     # Fingerprint of task name and params, to tell a replay from a conflicting reuse of a key.
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    # The last event sequence number handed out for this job (see JobEvent).
+    event_seq: Mapped[int] = mapped_column(Integer, default=0)
+    # The id of the HTTP request that created the job, for log correlation.
+    request_id: Mapped[str | None] = mapped_column(String(100))
 
 
 class JobAttempt(Base):
@@ -80,3 +84,21 @@ class JobAttempt(Base):
 
 # The claim query walks this index: eligible pending jobs, highest priority first, then oldest.
 Index("ix_jobs_claim", Job.status, Job.priority.desc(), Job.run_at, Job.id)
+
+
+class JobEvent(Base):
+    """Something that happened to a job: a state change, attempt, progress update or log line.
+
+    `seq` counts from 1 per job, without gaps. Writers take it from `jobs.event_seq` while they
+    hold the job's row, so a reader never sees event N+1 before event N is committed.
+    """
+
+    __tablename__ = "job_events"
+
+    job_id: Mapped[str] = mapped_column(
+        IdColumnType(), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)

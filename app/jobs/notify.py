@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 JOBS_CHANNEL = "taskexec_jobs"
 CANCEL_CHANNEL = "taskexec_cancel"
+EVENTS_CHANNEL = "taskexec_events"
 
 
 async def notify_new_jobs(session: AsyncSession) -> None:
@@ -40,11 +41,23 @@ class PostgresListener:
     """Holds one asyncpg connection that LISTENs, reconnecting with backoff when it drops."""
 
     def __init__(
-        self, url: URL, *, on_jobs: Callable[[], None], on_cancel: Callable[[str], object]
+        self,
+        url: URL,
+        *,
+        on_jobs: Callable[[], None] | None = None,
+        on_cancel: Callable[[str], object] | None = None,
+        on_events: Callable[[str], None] | None = None,
+        on_reconnect: Callable[[], None] | None = None,
     ) -> None:
         self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._on_jobs = on_jobs
-        self._on_cancel = on_cancel
+        self._handlers: dict[str, Callable[[str], object]] = {}
+        if on_jobs is not None:
+            self._handlers[JOBS_CHANNEL] = lambda _payload: on_jobs()
+        if on_cancel is not None:
+            self._handlers[CANCEL_CHANNEL] = on_cancel
+        if on_events is not None:
+            self._handlers[EVENTS_CHANNEL] = on_events
+        self._on_reconnect = on_reconnect
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
 
@@ -70,11 +83,12 @@ class PostgresListener:
             delay = 0.2
             try:
                 conn.add_termination_listener(functools.partial(_set_event, lost))
-                await conn.add_listener(JOBS_CHANNEL, self._jobs)
-                await conn.add_listener(CANCEL_CHANNEL, self._cancel)
+                for channel in self._handlers:
+                    await conn.add_listener(channel, self._dispatch)
                 self.connected.set()
-                # Anything queued while we were not listening.
-                self._on_jobs()
+                # Whatever happened while we were not listening.
+                if self._on_reconnect is not None:
+                    self._on_reconnect()
                 await lost.wait()
                 logger.warning("listen connection lost; reconnecting")
             except (OSError, asyncpg.PostgresError) as exc:
@@ -84,11 +98,10 @@ class PostgresListener:
                 if not conn.is_closed():
                     await asyncio.shield(_close(conn))
 
-    def _jobs(self, _conn: Any, _pid: int, _channel: str, _payload: str) -> None:
-        self._on_jobs()
-
-    def _cancel(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        self._on_cancel(payload)
+    def _dispatch(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
+        handler = self._handlers.get(channel)
+        if handler is not None:
+            handler(payload)
 
 
 async def _close(conn: Any) -> None:

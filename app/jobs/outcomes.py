@@ -10,9 +10,10 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.artifacts.models import Artifact
-from app.core.clock import new_id, utcnow
+from app.core.clock import isoformat, new_id, utcnow
 from app.jobs.context import JobContext
-from app.jobs.models import Job, JobAttempt, JobStatus
+from app.jobs.events import EventType, event_row, insert_events
+from app.jobs.models import Job, JobAttempt, JobEvent, JobStatus
 from app.jobs.repository import JobRepository
 from app.jobs.runner import Outcome, backoff_delay
 from app.tasks.registry import TaskDefinition
@@ -77,7 +78,7 @@ async def record_attempts(session: AsyncSession, ends: Sequence[AttemptEnd]) -> 
     """
     repo = JobRepository(session)
     now = utcnow()
-    held: set[str] = set()
+    held: dict[str, int] = {}
     for worker_id in {end.worker_id for end in ends}:
         ids = [end.job.id for end in ends if end.worker_id == worker_id]
         held |= await repo.held_by(worker_id, ids)
@@ -85,6 +86,7 @@ async def record_attempts(session: AsyncSession, ends: Sequence[AttemptEnd]) -> 
     retries: list[dict[str, Any]] = []
     artifacts: list[dict[str, Any]] = []
     attempts: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
     for end in ends:
         job, outcome = end.job, end.outcome
         if job.id not in held:
@@ -106,11 +108,25 @@ async def record_attempts(session: AsyncSession, ends: Sequence[AttemptEnd]) -> 
             delay = backoff_delay(
                 job.attempts, options.retry_backoff, options.retry_backoff_max, jitter=0.5
             )
-            retries.append(
-                {"id": job.id, "run_at": now + timedelta(seconds=delay), "error": outcome.summary}
+            seq = held[job.id] + 1
+            run_at = now + timedelta(seconds=delay)
+            retries.append({"id": job.id, "run_at": run_at, "error": outcome.summary, "seq": seq})
+            events.append(
+                event_row(
+                    job.id,
+                    seq,
+                    EventType.RETRYING,
+                    {
+                        "attempt": job.attempts,
+                        "error": outcome.summary,
+                        "run_at": isoformat(run_at),
+                    },
+                    now,
+                )
             )
         else:
             artifact_id = new_id()
+            seq = held[job.id] + 1
             finished.append(
                 {
                     "id": job.id,
@@ -118,7 +134,22 @@ async def record_attempts(session: AsyncSession, ends: Sequence[AttemptEnd]) -> 
                     "error": outcome.summary,
                     "artifact_id": artifact_id,
                     "now": now,
+                    "seq": seq,
                 }
+            )
+            events.append(
+                event_row(
+                    job.id,
+                    seq,
+                    EventType(outcome.status.value),
+                    {
+                        "status": outcome.status.value,
+                        "attempt": job.attempts,
+                        "error": outcome.summary,
+                        "result": artifact_id,
+                    },
+                    now,
+                )
             )
             artifacts.append(
                 {
@@ -133,6 +164,7 @@ async def record_attempts(session: AsyncSession, ends: Sequence[AttemptEnd]) -> 
     await repo.add_attempts(attempts)
     if artifacts:
         await session.execute(insert(Artifact), artifacts)
+    await insert_events(session, events)
     return [end.job.id in held for end in ends]
 
 
@@ -161,9 +193,11 @@ def recover_lost_job(session: AsyncSession, job: Job, now: datetime) -> bool:
     job.worker_id = None
     job.lease_expires_at = None
     job.error = error
+    job.event_seq += 1
     if job.cancel_requested_at is None and job.attempts < job.max_attempts:
         job.status = JobStatus.PENDING
         job.run_at = now
+        session.add(_event(job, EventType.REQUEUED, {"attempt": job.attempts, "error": error}, now))
         logger.warning("requeued a job whose worker was lost", extra={"job_id": job.id})
         return True
     if job.cancel_requested_at is not None:
@@ -182,5 +216,11 @@ def recover_lost_job(session: AsyncSession, job: Job, now: datetime) -> bool:
         "error": {**error, "traceback": None},
     }
     session.add(Artifact(id=artifact_id, job_id=job.id, data=record, created_at=now))
+    data = {"status": job.status, "attempt": job.attempts, "error": error, "result": artifact_id}
+    session.add(_event(job, EventType(job.status), data, now))
     logger.warning("resolved a job whose worker was lost", extra={"job_id": job.id})
     return False
+
+
+def _event(job: Job, type_: EventType, data: dict[str, Any], now: datetime) -> JobEvent:
+    return JobEvent(job_id=job.id, seq=job.event_seq, type=type_.value, data=data, created_at=now)

@@ -11,24 +11,39 @@ from app.core.tracebacks import format_exception
 
 
 class ProcessTaskError(Exception):
-    """The task raised in its child process; carries the child's type name and traceback."""
+    """The task raised in its child process; carries the child's type name and traceback.
 
-    def __init__(self, type_name: str, message: str, child_traceback: str) -> None:
+    `original` is the exception itself when it could be sent back (so `retry_on` can match
+    it), else None.
+    """
+
+    def __init__(
+        self,
+        type_name: str,
+        message: str,
+        child_traceback: str,
+        original: BaseException | None = None,
+    ) -> None:
         super().__init__(message)
         self.type_name = type_name
         self.child_traceback = child_traceback
+        self.original = original
 
 
 def _child_main(fn: Callable[..., Any], kwargs: dict[str, Any], conn: Connection) -> None:
     try:
         result = fn(**kwargs)
     except BaseException as exc:
-        conn.send(("error", type(exc).__name__, str(exc), format_exception(exc)))
+        details = (type(exc).__name__, str(exc), format_exception(exc))
+        try:
+            conn.send(("error", *details, exc))
+        except Exception:
+            conn.send(("error", *details, None))
     else:
         try:
             conn.send(("ok", result))
         except Exception as exc:
-            conn.send(("error", type(exc).__name__, str(exc), traceback.format_exc()))
+            conn.send(("error", type(exc).__name__, str(exc), traceback.format_exc(), None))
     finally:
         conn.close()
 
@@ -60,8 +75,8 @@ async def run_in_process(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
             ) from None
         if message[0] == "ok":
             return message[1]
-        _, type_name, text, child_traceback = message
-        raise ProcessTaskError(type_name, text, child_traceback)
+        _, type_name, text, child_traceback, original = message
+        raise ProcessTaskError(type_name, text, child_traceback, original)
     finally:
         if process.is_alive():
             process.kill()

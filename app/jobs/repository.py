@@ -8,7 +8,14 @@ from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import JSONType, UTCDateTime
-from app.jobs.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Job, JobAttempt, JobStatus
+from app.jobs.models import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    Job,
+    JobAttempt,
+    JobEvent,
+    JobStatus,
+)
 
 JOBS = cast(Table, Job.__table__)
 ACTIVE = [status.value for status in ACTIVE_STATUSES]
@@ -26,8 +33,7 @@ class JobRepository:
 
     async def add_many(self, jobs: Sequence[Job]) -> None:
         """Insert new jobs in one statement (Core, no identity-map bookkeeping)."""
-        columns = [column.key for column in Job.__table__.columns]
-        rows = [{key: getattr(job, key) for key in columns} for job in jobs]
+        rows = [_row_with_defaults(job) for job in jobs]
         await self.session.execute(insert(Job), rows)
 
     async def get(self, job_id: str, *, for_update: bool = False) -> Job | None:
@@ -87,6 +93,7 @@ class JobRepository:
                 lease_expires_at=lease_until,
                 started_at=now,
                 attempts=Job.attempts + 1,
+                event_seq=Job.event_seq + 1,
             )
             .returning(Job)
             .execution_options(synchronize_session=False)
@@ -127,19 +134,21 @@ class JobRepository:
                 canceled.add(job_id)
         return held, canceled
 
-    async def held_by(self, worker_id: str, job_ids: Sequence[str]) -> set[str]:
-        """Which of `job_ids` this worker still holds (running, its lease); rows locked."""
+    async def held_by(self, worker_id: str, job_ids: Sequence[str]) -> dict[str, int]:
+        """Which of `job_ids` this worker still holds, with their last event number; the rows
+        are locked until the transaction ends."""
         if not job_ids:
-            return set()
-        rows = await self.session.scalars(
-            select(Job.id)
+            return {}
+        rows = await self.session.execute(
+            select(Job.id, Job.event_seq)
             .where(Job.id.in_(job_ids), Job.worker_id == worker_id, Job.status.in_(ACTIVE))
             .with_for_update()
         )
-        return set(rows)
+        return {job_id: event_seq for job_id, event_seq in rows}
 
     async def finish_many(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Record final states in one statement; rows hold id, status, error, artifact_id, now.
+        """Record final states in one statement; rows hold id, status, error, artifact_id, now,
+        seq (the job's new last event number).
 
         Callers check ownership first with `held_by` in the same transaction.
         """
@@ -155,12 +164,13 @@ class JobRepository:
                 error=bindparam("b_error", type_=JSONType),
                 result_artifact_id=bindparam("b_artifact_id"),
                 lease_expires_at=None,
+                event_seq=bindparam("b_seq"),
             ),
             [{f"b_{key}": value for key, value in row.items()} for row in rows],
         )
 
     async def retry_many(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Requeue failed attempts to run again; rows hold id, run_at, error."""
+        """Requeue failed attempts to run again; rows hold id, run_at, error, seq."""
         if not rows:
             return
         table = JOBS
@@ -173,6 +183,7 @@ class JobRepository:
                 error=bindparam("b_error", type_=JSONType),
                 worker_id=None,
                 lease_expires_at=None,
+                event_seq=bindparam("b_seq"),
             ),
             [{f"b_{key}": value for key, value in row.items()} for row in rows],
         )
@@ -240,7 +251,7 @@ class JobRepository:
             .where(Job.status.in_(ACTIVE))
             .group_by(Job.task_name)
         )
-        return {task_name: count for task_name, count in rows.tuples()}
+        return {task_name: count for task_name, count in rows}
 
     async def pending_candidates(
         self, *, now: datetime, limit: int, exclude_tasks: Collection[str]
@@ -271,6 +282,7 @@ class JobRepository:
                 lease_expires_at=lease_until,
                 started_at=now,
                 attempts=Job.attempts + 1,
+                event_seq=Job.event_seq + 1,
             )
             .returning(Job)
             .execution_options(synchronize_session=False)
@@ -303,3 +315,38 @@ class JobRepository:
             .execution_options(synchronize_session=False)
         )
         return int(getattr(result, "rowcount", 0))
+
+    async def events_after(self, job_id: str, *, after: int, limit: int) -> list[JobEvent]:
+        rows = await self.session.scalars(
+            select(JobEvent)
+            .where(JobEvent.job_id == job_id, JobEvent.seq > after)
+            .order_by(JobEvent.seq)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def events_page(
+        self, job_id: str, *, types: Collection[str] | None, limit: int, offset: int
+    ) -> tuple[list[JobEvent], int]:
+        conditions = [JobEvent.job_id == job_id]
+        if types is not None:
+            conditions.append(JobEvent.type.in_(list(types)))
+        rows = await self.session.scalars(
+            select(JobEvent).where(*conditions).order_by(JobEvent.seq).limit(limit).offset(offset)
+        )
+        total = await self.session.scalar(
+            select(func.count()).select_from(JobEvent).where(*conditions)
+        )
+        return list(rows), total or 0
+
+
+def _row_with_defaults(job: Job) -> dict[str, Any]:
+    """The job's column values, with column defaults where the object has none."""
+    row: dict[str, Any] = {}
+    for column in JOBS.columns:
+        value = getattr(job, column.key)
+        default = column.default
+        if value is None and default is not None and default.is_scalar:
+            value = getattr(default, "arg", None)
+        row[column.key] = value
+    return row

@@ -1,21 +1,52 @@
 """`/api/v1/jobs`: follow, cancel and delete jobs."""
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi import APIRouter, Depends, Header, Path, Query, status
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app.core.clock import ULID_PATTERN
-from app.core.deps import PageDep, ReadSessionDep, get_scheduler
+from app.core.deps import DatabaseDep, PageDep, ReadSessionDep, SettingsDep, get_scheduler
+from app.core.errors import BadRequestError
 from app.core.pagination import Page
+from app.core.settings import Settings
+from app.jobs.events import EventType
+from app.jobs.live import stream_events
 from app.jobs.models import JobStatus
 from app.jobs.repository import JobRepository
 from app.jobs.scheduler import JobScheduler
-from app.jobs.schemas import JobDetail, JobRead
+from app.jobs.schemas import JobDetail, JobEventRead, JobLogRead, JobRead
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["Jobs"])
 
 JobId = Annotated[str, Path(pattern=ULID_PATTERN, description="The job's ULID.")]
 Scheduler = Annotated[JobScheduler, Depends(get_scheduler)]
+WaitQuery = Annotated[
+    float | None,
+    Query(ge=0, description="Seconds to wait for the job to finish (capped by the server)."),
+]
+LOG_TYPES = (EventType.LOG.value, EventType.LOG_TRUNCATED.value)
+
+
+def check_wait(seconds: float, settings: Settings) -> float:
+    if seconds > settings.max_wait_seconds:
+        raise BadRequestError(
+            f"wait may be at most {settings.max_wait_seconds:g} seconds (TASKEXEC_MAX_WAIT_SECONDS)"
+        )
+    return seconds
+
+
+def _event_number(last_event_id: str | None) -> int:
+    if last_event_id is None:
+        return 0
+    try:
+        number = int(last_event_id)
+    except ValueError:
+        raise BadRequestError("Last-Event-ID must be an event number.") from None
+    if number < 0:
+        raise BadRequestError("Last-Event-ID must be an event number.")
+    return number
 
 
 @router.get("", response_model=Page[JobRead])
@@ -38,9 +69,70 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobDetail)
-async def get_job(job_id: JobId, scheduler: Scheduler) -> JobDetail:
-    """A job's state and attempt history; `result` is the id of the artifact of its run."""
+async def get_job(
+    job_id: JobId, scheduler: Scheduler, settings: SettingsDep, wait: WaitQuery = None
+) -> JobDetail:
+    """A job's state and attempt history; `result` is the id of the artifact of its run.
+
+    With `?wait=SECONDS`, answers once the job is finished or the time is up (long poll).
+    """
+    if wait:
+        return await scheduler.wait(job_id.upper(), check_wait(wait, settings))
     return await scheduler.get_detail(job_id.upper())
+
+
+@router.get("/{job_id}/logs", response_model=Page[JobLogRead])
+async def list_job_logs(
+    job_id: JobId, session: ReadSessionDep, page: PageDep, scheduler: Scheduler
+) -> Page[JobLogRead]:
+    """Log lines the task wrote while it ran (through `JobContext.logger` or `logging`)."""
+    await scheduler.get(job_id.upper())
+    events, total = await JobRepository(session).events_page(
+        job_id.upper(), types=LOG_TYPES, limit=page.limit, offset=page.offset
+    )
+    return Page(
+        items=[JobLogRead.from_event(JobEventRead.model_validate(e)) for e in events],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/{job_id}/events", response_model=Page[JobEventRead])
+async def list_job_events(
+    job_id: JobId, session: ReadSessionDep, page: PageDep, scheduler: Scheduler
+) -> Page[JobEventRead]:
+    """Everything that happened to the job, in order: state changes, attempts, progress, logs."""
+    await scheduler.get(job_id.upper())
+    events, total = await JobRepository(session).events_page(
+        job_id.upper(), types=None, limit=page.limit, offset=page.offset
+    )
+    return Page(
+        items=[JobEventRead.model_validate(e) for e in events],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/{job_id}/$stream", response_class=EventSourceResponse)
+async def stream_job(
+    job_id: JobId,
+    scheduler: Scheduler,
+    database: DatabaseDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    after: Annotated[int | None, Query(ge=0, description="Resume after this event.")] = None,
+) -> AsyncIterator[ServerSentEvent]:
+    """Server-Sent Events of the job: each event as it happens, from the start or after
+    `Last-Event-ID` (or `?after=`), ending after the terminal event. Disconnecting does not
+    cancel the job."""
+    job_id = job_id.upper()
+    await scheduler.get(job_id)
+    start = after if after is not None else _event_number(last_event_id)
+    async for event in stream_events(database, scheduler.bus, job_id, start):
+        yield ServerSentEvent(
+            id=str(event.seq), event=event.type, data=event.model_dump(mode="json")
+        )
 
 
 @router.post("/{job_id}/$cancel", response_model=JobRead)

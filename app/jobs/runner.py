@@ -6,7 +6,7 @@ import functools
 import json
 import math
 import random
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -104,15 +104,20 @@ async def run_task(
         for name, wanted in definition.injected.items():
             kwargs[name] = injected.resolve(wanted)
         if definition.is_async:
-            value = await _with_timeout(
-                definition.fn(**kwargs), timeout, "the coroutine was cancelled"
+            work = (
+                _collect_async(definition.fn(**kwargs), context)
+                if definition.is_generator
+                else definition.fn(**kwargs)
             )
+            value = await _with_timeout(work, timeout, "the coroutine was cancelled")
         elif definition.options.executor == "process":
             value = await _with_timeout(
                 run_in_process(definition.fn, kwargs), timeout, "its process was killed"
             )
         else:
             call = functools.partial(definition.fn, **kwargs)
+            if definition.is_generator:
+                call = functools.partial(_collect_sync, call, context)
             ctx = contextvars.copy_context()
             thread = asyncio.get_running_loop().run_in_executor(executor, ctx.run, call)
             try:
@@ -137,12 +142,35 @@ async def run_task(
         return Outcome(JobStatus.CANCELED, error=error_record(exc), exception=exc)
     except ProcessTaskError as exc:
         error = {"type": exc.type_name, "message": str(exc), "traceback": exc.child_traceback}
-        return Outcome(JobStatus.FAILED, error=error, exception=exc)
+        return Outcome(JobStatus.FAILED, error=error, exception=exc.original or exc)
     except Exception as exc:
         return Outcome(JobStatus.FAILED, error=error_record(exc), exception=exc)
     finally:
         if injected.session is not None:
             await asyncio.shield(injected.session.close())
+
+
+async def _collect_async(items: AsyncIterator[Any], context: JobContext) -> list[Any]:
+    collected: list[Any] = []
+    async for item in items:
+        collected.append(item)
+        context.report_item(len(collected), _item_for_event(item))
+    return collected
+
+
+def _collect_sync(make: Callable[[], Iterator[Any]], context: JobContext) -> list[Any]:
+    collected: list[Any] = []
+    for item in make():
+        collected.append(item)
+        context.report_item(len(collected), _item_for_event(item))
+    return collected
+
+
+def _item_for_event(item: Any) -> Any:
+    try:
+        return to_json_result(item)
+    except ResultNotSerializableError:
+        return repr(item)
 
 
 async def _with_timeout(awaitable: Awaitable[Any], seconds: float | None, how: str) -> Any:

@@ -1,6 +1,5 @@
 """`JobScheduler`: submit, inspect, cancel and delete jobs. The API and tasks both use it."""
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -11,10 +10,13 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.clock import new_id, utcnow
+from app.core.clock import isoformat, new_id, utcnow
 from app.core.errors import ConflictError, NotFoundError
+from app.core.metrics import Metrics
 from app.db.batching import BatchWriter
 from app.db.database import Database
+from app.jobs.events import EventBus, EventType, event_row, insert_events
+from app.jobs.live import wait_until
 from app.jobs.models import Job, JobStatus
 from app.jobs.notify import notify_cancel, notify_new_jobs
 from app.jobs.repository import JobRepository
@@ -37,10 +39,14 @@ class JobScheduler:
         *,
         max_concurrency: int,
         registry: type[TaskRegistry] = TaskRegistry,
+        bus: EventBus | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.database = database
         self.max_concurrency = max_concurrency
         self.registry = registry
+        self.bus = bus or EventBus()
+        self.metrics = metrics
         self.worker: Any = None  # the embedded Worker, attached by the app's lifespan
         self._inserts: BatchWriter[Job, None] = BatchWriter(database, _insert_jobs)
 
@@ -85,6 +91,7 @@ class JobScheduler:
         timeout: float | None = None,  # noqa: ASYNC109 - the job's run limit
         retries: int | None = None,
         idempotency_key: str | None = None,
+        request_id: str | None = None,
     ) -> tuple[JobRead, bool]:
         """`submit`, also telling whether a job was created (False: an idempotent replay)."""
         definition = self.registry.find(task_name)
@@ -112,6 +119,8 @@ class JobScheduler:
             timeout_seconds=options.timeout if timeout is None else timeout,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
+            event_seq=1,
+            request_id=request_id,
         )
         try:
             await self._inserts.submit(job)
@@ -124,6 +133,9 @@ class JobScheduler:
                 raise
             return existing, False
         self._notify_worker()
+        self.bus.publish([job.id])
+        if self.metrics is not None:
+            self.metrics.jobs_submitted.labels(task_name).inc()
         logger.info("job queued", extra={"job_id": job.id, "task_name": task_name})
         return JobRead.from_job(job), True
 
@@ -168,17 +180,23 @@ class JobScheduler:
                 raise NotFoundError(f"Job {job_id} does not exist.")
             if JobStatus(job.status).is_terminal:
                 raise ConflictError(f"Job {job_id} is already {job.status}.")
+            job.event_seq += 1
             if job.status == JobStatus.PENDING:
                 job.status = JobStatus.CANCELED
                 job.finished_at = now
                 job.error = {"type": "JobCancelledError", "message": "canceled before it started"}
+                event = EventType.CANCELED
             else:
                 # Until the worker has stopped it; a sync task's thread may take a while.
                 job.status = JobStatus.CANCELING
                 await notify_cancel(session, job.id)
+                event = EventType.CANCEL_REQUESTED
             job.cancel_requested_at = job.cancel_requested_at or now
+            data = {"status": job.status, "attempt": job.attempts, "error": job.error}
+            await insert_events(session, [event_row(job.id, job.event_seq, event, data, now)])
             await session.flush()
             read = JobRead.from_job(job)
+        self.bus.publish([job_id])
         if read.status == JobStatus.CANCELING and self.worker is not None:
             self.worker.cancel_local(job_id)
         return read
@@ -195,15 +213,19 @@ class JobScheduler:
                     f"Job {job_id} is {job.status}; only finished jobs can be deleted."
                 )
 
-    async def wait(self, job_id: str, seconds: float, *, interval: float = 0.05) -> JobRead:
-        """Poll until the job is finished or `seconds` pass; return its latest state."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while True:
-            job = await self.get(job_id)
-            if job.status.is_terminal or loop.time() >= deadline:
-                return job
-            await asyncio.sleep(min(interval, max(0.0, deadline - loop.time())))
+    async def wait(self, job_id: str, seconds: float) -> JobDetail:
+        """The job once it is finished, or its state after `seconds`; woken by its events,
+        not by polling."""
+        latest: JobDetail | None = None
+
+        async def finished() -> bool:
+            nonlocal latest
+            latest = await self.get_detail(job_id)
+            return latest.status.is_terminal
+
+        await wait_until(self.bus, job_id, seconds, finished)
+        assert latest is not None  # noqa: S101 - wait_until checks at least once
+        return latest
 
     def _notify_worker(self) -> None:
         if self.worker is not None:
@@ -212,6 +234,19 @@ class JobScheduler:
 
 async def _insert_jobs(session: AsyncSession, jobs: Sequence[Job]) -> list[None]:
     await JobRepository(session).add_many(jobs)
+    await insert_events(
+        session,
+        [
+            event_row(
+                job.id,
+                1,
+                EventType.CREATED,
+                {"status": JobStatus.PENDING.value, "run_at": isoformat(job.run_at)},
+                job.created_at,
+            )
+            for job in jobs
+        ],
+    )
     await notify_new_jobs(session)
     return [None] * len(jobs)
 

@@ -82,3 +82,43 @@ class JobDetail(JobRead):
     """A job with the history of its attempts (oldest first)."""
 
     attempt_history: list[AttemptRead]
+
+
+class JobEventRead(BaseModel):
+    """One event of a job, numbered from 1 without gaps."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    seq: int
+    type: str
+    created_at: Timestamp
+    data: dict[str, Any]
+
+
+class JobLogRead(BaseModel):
+    """One log line a task wrote while it ran."""
+
+    seq: int
+    created_at: Timestamp
+    level: str
+    logger: str
+    message: str
+
+    @classmethod
+    def from_event(cls, event: JobEventRead) -> "JobLogRead":
+        data = event.data
+        if event.type == "log_truncated":
+            return cls(
+                seq=event.seq,
+                created_at=event.created_at,
+                level="WARNING",
+                logger="taskexec",
+                message=f"log truncated: {data.get('dropped')} more lines were not kept",
+            )
+        return cls(
+            seq=event.seq,
+            created_at=event.created_at,
+            level=str(data.get("level", "INFO")),
+            logger=str(data.get("logger", "")),
+            message=str(data.get("message", "")),
+        )

@@ -15,16 +15,25 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import new_id, utcnow
+from app.core.logging import bind
+from app.core.metrics import Metrics
 from app.db.batching import BatchWriter
 from app.db.database import Database
 from app.jobs.context import JobContext, ProgressUpdate
+from app.jobs.events import EventBus, EventType, append_events
 from app.jobs.limits import ConcurrencyLimits, claim_jobs
 from app.jobs.models import Job, JobStatus
 from app.jobs.notify import notify_new_jobs
-from app.jobs.outcomes import AttemptEnd, honour_cancel_request, record_attempts, recover_lost_job
-from app.jobs.progress import ProgressSink
+from app.jobs.outcomes import (
+    AttemptEnd,
+    honour_cancel_request,
+    record_attempts,
+    recover_lost_job,
+    should_retry,
+)
 from app.jobs.repository import JobRepository
 from app.jobs.runner import Outcome, error_record, run_task
+from app.jobs.sink import JobEventSink, current_sink, install_log_capture
 from app.tasks.registry import TaskDefinition, TaskRegistry
 
 logger = logging.getLogger(__name__)
@@ -42,6 +51,7 @@ class WorkerConfig:
     retention_seconds: float | None = None
     retention_batch: int = 500
     retention_interval: float = 60.0
+    max_log_lines: int = 1000
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,7 @@ class _Running:
     job: Job
     context: JobContext
     definition: TaskDefinition | None
-    sink: ProgressSink
+    sink: JobEventSink
     task: "asyncio.Task[Outcome] | None" = None
     released: bool = False
 
@@ -87,8 +97,12 @@ class Worker:
         shared: dict[type[Any], Any],
         registry: type[TaskRegistry] = TaskRegistry,
         worker_id: str | None = None,
+        bus: EventBus | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.database = database
+        self.bus = bus or EventBus()
+        self.metrics = metrics
         self.config = config
         self.registry = registry
         self.shared = shared
@@ -118,6 +132,7 @@ class Worker:
         self._wake.set()
 
     async def start(self) -> None:
+        install_log_capture()
         self._loop_task = asyncio.create_task(self._loop(), name=f"worker {self.worker_id}")
 
     def cancel_local(self, job_id: str) -> bool:
@@ -145,10 +160,15 @@ class Worker:
                 running.released = True
                 if running.task is not None and running.stoppable:
                     running.task.cancel()
+            job_ids = [r.job.id for r in leftover]
             async with self.database.transaction() as session:
                 released = await JobRepository(session).release(
-                    worker_id=self.worker_id, job_ids=[r.job.id for r in leftover], now=utcnow()
+                    worker_id=self.worker_id, job_ids=job_ids, now=utcnow()
                 )
+                for job_id in job_ids:
+                    await append_events(session, job_id, [(EventType.RELEASED, {})])
+                await notify_new_jobs(session)
+            self.bus.publish(job_ids)
             logger.warning("handed back unfinished jobs", extra={"count": released})
         released_ids = {r.job.id for r in leftover}
         recording = [f for job_id, f in self._finishers.items() if job_id not in released_ids]
@@ -194,6 +214,7 @@ class Worker:
 
     async def _claim(self, limit: int) -> list[Job]:
         claimed: list[Job] = await self._writer.submit(_Claim(limit))
+        self.bus.publish(job.id for job in claimed)
         return claimed
 
     async def _write(
@@ -219,8 +240,10 @@ class Worker:
         return results
 
     def _start(self, job: Job) -> None:
-        sink = ProgressSink(
-            asyncio.get_running_loop(), functools.partial(self._write_progress, job.id)
+        sink = JobEventSink(
+            asyncio.get_running_loop(),
+            functools.partial(self._write_events, job.id),
+            max_log_lines=self.config.max_log_lines,
         )
         context = JobContext(
             job_id=job.id,
@@ -228,7 +251,7 @@ class Worker:
             attempt=job.attempts,
             max_attempts=job.max_attempts,
             params=job.params,
-            on_progress=sink,
+            on_progress=sink.progress,
         )
         running = _Running(job, context, self.registry.find(job.task_name), sink)
         self._running[job.id] = running
@@ -239,6 +262,10 @@ class Worker:
 
     async def _attempt(self, running: _Running) -> Outcome:
         job = running.job
+        # Runs in this task's own context: log records of the task go to its sink, and carry
+        # the job's ids (and the id of the request that created it).
+        current_sink.set(running.sink)
+        bind(job_id=job.id, task_name=job.task_name, request_id=job.request_id)
         if running.definition is None:
             exc = LookupError(f"task {job.task_name!r} is not registered in this worker")
             return Outcome(JobStatus.FAILED, error=error_record(exc), exception=exc)
@@ -267,6 +294,7 @@ class Worker:
             if running.released:
                 return
             outcome = honour_cancel_request(running.context, outcome)
+            self._observe(job, running.definition, outcome)
             if outcome.lingering is None:
                 self._free(job.id)
             self._recording[job.id] = job
@@ -282,6 +310,15 @@ class Worker:
             self._recording.pop(job.id, None)
             self._free(job.id)
 
+    def _observe(self, job: Job, definition: TaskDefinition | None, outcome: Outcome) -> None:
+        if self.metrics is None:
+            return
+        if job.started_at is not None:
+            seconds = (utcnow() - job.started_at).total_seconds()
+            self.metrics.attempt_seconds.labels(job.task_name).observe(seconds)
+        if not should_retry(job, definition, outcome):
+            self.metrics.jobs_finished.labels(job.task_name, outcome.status.value).inc()
+
     def _free(self, job_id: str) -> None:
         if self._running.pop(job_id, None) is not None:
             self._wake.set()
@@ -292,6 +329,9 @@ class Worker:
         while True:
             try:
                 await self._writer.submit(end)
+                self.bus.publish([end.job.id])
+                # A recorded end can free a task or tag limit: look for work again.
+                self._wake.set()
                 return
             except Exception:
                 if self._stopping:
@@ -300,9 +340,16 @@ class Worker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _write_progress(self, job_id: str, update: ProgressUpdate) -> None:
+    async def _write_events(
+        self, job_id: str, progress: ProgressUpdate | None, events: list[tuple[str, Any]]
+    ) -> None:
         async with self.database.transaction() as session:
-            await JobRepository(session).set_progress(job_id, update.fraction, update.message)
+            if progress is not None:
+                await JobRepository(session).set_progress(
+                    job_id, progress.fraction, progress.message
+                )
+            await append_events(session, job_id, events)
+        self.bus.publish([job_id])
 
     async def _heartbeat(self) -> None:
         job_ids = [*self._running, *self._recording]
@@ -333,10 +380,13 @@ class Worker:
         now = utcnow()
         requeued = False
         async with self.database.transaction() as session:
-            for job in await JobRepository(session).lost(now=now, worker_ids=dead_worker_ids or []):
+            lost = await JobRepository(session).lost(now=now, worker_ids=dead_worker_ids or [])
+            for job in lost:
                 requeued |= recover_lost_job(session, job, now)
             if requeued:
                 await notify_new_jobs(session)
+            resolved = [job.id for job in lost]
+        self.bus.publish(resolved)
         if requeued:
             self._wake.set()
 

@@ -11,11 +11,14 @@ from app.artifacts.router import router as artifacts_router
 from app.core.auth import api_key_dependency
 from app.core.body_limit import BodyLimitMiddleware
 from app.core.errors import install_error_handlers
+from app.core.metrics import HttpMetricsMiddleware, Metrics
+from app.core.request_id import RequestIdMiddleware
 from app.core.settings import Settings
 from app.db.migrate import upgrade_async
 from app.jobs.router import router as jobs_router
 from app.runtime import start_runtime
 from app.service.docs import install_offline_docs
+from app.service.metrics_router import router as metrics_router
 from app.service.openapi import install_problem_openapi
 from app.service.router import health_router, info_router
 from app.service.schemas import ServiceInfo
@@ -47,6 +50,7 @@ class ServiceBuilder:
         self._jobs = False
         self._artifacts = False
         self._tasks = False
+        self._monitoring = False
         self._api_keys: list[str] = []
         self._routers: list[tuple[APIRouter, dict[str, Any]]] = []
         self._overrides: dict[str, Any] = {}
@@ -79,6 +83,11 @@ class ServiceBuilder:
         self._tasks = self._jobs = self._artifacts = True
         return self
 
+    def with_monitoring(self) -> Self:
+        """`GET /metrics` (Prometheus) and HTTP request metrics."""
+        self._monitoring = True
+        return self
+
     def with_auth(self, api_keys: list[str]) -> Self:
         """Require one of `api_keys` on every `/api/v1` route (health and docs stay open)."""
         if not api_keys or any(not key for key in api_keys):
@@ -105,10 +114,16 @@ class ServiceBuilder:
         )
         app.state.settings = settings
         app.state.service_info = self.info
+        metrics = Metrics()
+        app.state.metrics = metrics
         install_error_handlers(app)
         install_offline_docs(app)
         install_problem_openapi(app)
         app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+        if self._monitoring:
+            app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
+            app.include_router(metrics_router)
+        app.add_middleware(RequestIdMiddleware)
         api_keys = self._api_keys or settings.api_keys
         guard = [Depends(api_key_dependency(api_keys))] if api_keys else []
         if self._health:
@@ -131,7 +146,9 @@ class ServiceBuilder:
         async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             if settings.auto_migrate:
                 await upgrade_async(settings.database_url)
-            runtime = await start_runtime(settings, run_worker=jobs_enabled and settings.run_worker)
+            runtime = await start_runtime(
+                settings, run_worker=jobs_enabled and settings.run_worker, metrics=app.state.metrics
+            )
             app.state.database = runtime.database
             app.state.artifact_manager = runtime.artifacts
             app.state.scheduler = runtime.scheduler

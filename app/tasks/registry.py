@@ -55,7 +55,13 @@ class TaskDefinition:
 
     @property
     def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.fn)
+        """Runs on the event loop (a coroutine or async generator function)."""
+        return inspect.iscoroutinefunction(self.fn) or inspect.isasyncgenfunction(self.fn)
+
+    @property
+    def is_generator(self) -> bool:
+        """Yields items: each is reported as progress, and the list of them is the result."""
+        return inspect.isgeneratorfunction(self.fn) or inspect.isasyncgenfunction(self.fn)
 
     def validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Typed keyword arguments for the call, or `ValidationFailedError`."""
@@ -121,8 +127,10 @@ def build_definition(
     hints.pop("return", None)
     injected = injected_parameters(signature, hints)
     if task_options.executor == "process":
-        if inspect.iscoroutinefunction(fn):
+        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
             raise ValueError(f"task {name!r}: executor='process' is for sync functions")
+        if inspect.isgeneratorfunction(fn):
+            raise ValueError(f"task {name!r}: executor='process' does not run generators")
         if injected:
             raise ValueError(
                 f"task {name!r}: a process task cannot take injected dependencies "

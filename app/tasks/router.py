@@ -1,14 +1,18 @@
 """`/api/v1/tasks`: discover tasks and run them."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response, status
 
-from app.core.deps import get_scheduler
+from app.artifacts.manager import ArtifactManager
+from app.artifacts.schemas import shown
+from app.core.deps import SettingsDep, get_scheduler
 from app.core.errors import BadRequestError, NotFoundError
+from app.core.settings import Settings
+from app.jobs.router import WaitQuery, check_wait
 from app.jobs.scheduler import JobScheduler
 from app.tasks.registry import TASK_NAME_RE, TaskDefinition, TaskRegistry
-from app.tasks.schemas import ExecuteAccepted, ExecuteRequest, TaskInfo
+from app.tasks.schemas import ExecuteAccepted, ExecuteFinished, ExecuteRequest, TaskInfo
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["Tasks"])
 
@@ -44,8 +48,9 @@ async def get_task(name: TaskName) -> TaskInfo:
 @router.post(
     "/{name}/$execute",
     status_code=status.HTTP_202_ACCEPTED,
-    response_model=ExecuteAccepted,
+    response_model=ExecuteAccepted | ExecuteFinished,
     responses={
+        200: {"description": "Finished within `?wait=`.", "model": ExecuteFinished},
         400: {"description": "Missing, unknown or wrong-typed params (one entry per problem)."},
         404: {"description": "Unknown task."},
         409: {"description": "Idempotency key already used with other params."},
@@ -56,11 +61,14 @@ async def execute_task(
     name: TaskName,
     response: Response,
     scheduler: Scheduler,
+    request: Request,
+    settings: SettingsDep,
     body: Annotated[ExecuteRequest | None, Body()] = None,
     idempotency_key: Annotated[
         str | None, Header(min_length=1, max_length=200, alias="Idempotency-Key")
     ] = None,
-) -> ExecuteAccepted:
+    wait: WaitQuery = None,
+) -> ExecuteAccepted | ExecuteFinished:
     """Validate params against the task's signature and queue a job.
 
     Returns 202 with the job id and a `Location` header pointing at the job. With an
@@ -68,24 +76,42 @@ async def execute_task(
     (`Idempotent-Replayed: true`) while it exists; the key with other params is a 409.
     """
     _definition(name)
-    request = body or ExecuteRequest()
-    key = _one_key(idempotency_key, request.idempotency_key)
+    if wait:
+        check_wait(wait, settings)
+    options = body or ExecuteRequest()
+    key = _one_key(idempotency_key, options.idempotency_key)
     job, created = await scheduler.enqueue(
         name,
-        request.params,
-        priority=request.priority,
-        delay=request.delay,
-        run_at=request.run_at,
-        timeout=request.timeout,
-        retries=request.retries,
+        options.params,
+        priority=options.priority,
+        delay=options.delay,
+        run_at=options.run_at,
+        timeout=options.timeout,
+        retries=options.retries,
         idempotency_key=key,
+        request_id=getattr(request.state, "request_id", None),
     )
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
-    return ExecuteAccepted(
-        job_id=job.id, message=f"Task '{name}' submitted for execution. Job ID: {job.id}"
-    )
+    message = f"Task '{name}' submitted for execution. Job ID: {job.id}"
+    if wait:
+        detail = await scheduler.wait(job.id, wait)
+        if detail.status.is_terminal:
+            response.status_code = status.HTTP_200_OK
+            artifact = await _artifact(request, detail.result, settings)
+            return ExecuteFinished(job_id=job.id, message=message, job=detail, artifact=artifact)
+    return ExecuteAccepted(job_id=job.id, message=message)
+
+
+async def _artifact(request: Request, artifact_id: str | None, settings: Settings) -> Any:
+    if artifact_id is None:
+        return None
+    manager: ArtifactManager = request.app.state.artifact_manager
+    artifact = await manager.get(artifact_id)
+    if artifact is None:
+        return None
+    return shown(artifact, expose_paths=settings.expose_traceback_paths)
 
 
 def _one_key(header: str | None, field: str | None) -> str | None:

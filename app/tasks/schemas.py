@@ -4,6 +4,9 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from app.artifacts.schemas import ArtifactRead
+from app.jobs.schemas import JobDetail
+
 
 class ParameterInfo(BaseModel):
     """One request parameter of a task."""
@@ -76,3 +79,12 @@ class ExecuteAccepted(BaseModel):
 
     job_id: str
     message: str
+
+
+class ExecuteFinished(BaseModel):
+    """The job finished within `?wait=`: the job and the artifact of its run, inline."""
+
+    job_id: str
+    message: str
+    job: JobDetail
+    artifact: ArtifactRead | None

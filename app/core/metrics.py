@@ -1,0 +1,112 @@
+"""Prometheus metrics. Counters and histograms count what this process did; the queue gauges
+are read from the database at scrape time, so every process reports the same queue."""
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from sqlalchemy import func, select
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.clock import utcnow
+from app.db.database import Database
+from app.jobs.models import ACTIVE_STATUSES, Job, JobStatus
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+
+
+class Metrics:
+    """The metric families of one process, in their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.jobs_submitted = Counter(
+            "taskexec_jobs_submitted", "Jobs queued by this process.", ["task"], registry=r
+        )
+        self.jobs_finished = Counter(
+            "taskexec_jobs_finished",
+            "Jobs that ended in this process, by final status.",
+            ["task", "status"],
+            registry=r,
+        )
+        self.attempt_seconds = Histogram(
+            "taskexec_job_run_duration_seconds",
+            "Run time of each attempt (whatever its outcome).",
+            ["task"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "taskexec_queue_depth", "Pending jobs (all processes).", registry=r
+        )
+        self.oldest_pending = Gauge(
+            "taskexec_oldest_pending_age_seconds",
+            "Age of the oldest pending job that is due (0 if none).",
+            registry=r,
+        )
+        self.running = Gauge(
+            "taskexec_jobs_running", "Jobs running or canceling (all processes).", registry=r
+        )
+        self.http_requests = Counter(
+            "taskexec_http_requests",
+            "HTTP requests, by method, route template and status.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_seconds = Histogram(
+            "taskexec_http_request_duration_seconds",
+            "HTTP request duration.",
+            ["method", "route"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+
+    async def refresh_queue(self, database: Database) -> None:
+        """Read the queue gauges from the database (one short query each)."""
+        now = utcnow()
+        async with database.session() as session:
+            pending = await session.scalar(
+                select(func.count()).select_from(Job).where(Job.status == JobStatus.PENDING)
+            )
+            oldest = await session.scalar(
+                select(func.min(Job.run_at)).where(
+                    Job.status == JobStatus.PENDING, Job.run_at <= now
+                )
+            )
+            running = await session.scalar(
+                select(func.count())
+                .select_from(Job)
+                .where(Job.status.in_([s.value for s in ACTIVE_STATUSES]))
+            )
+        self.queue_depth.set(pending or 0)
+        self.oldest_pending.set((now - oldest).total_seconds() if oldest is not None else 0)
+        self.running.set(running or 0)
+
+
+class HttpMetricsMiddleware:
+    """Counts requests and their duration by route template (never by raw path)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observe(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            method = scope["method"]
+            self.metrics.http_requests.labels(method, route, str(status)).inc()
+            self.metrics.http_seconds.labels(method, route).observe(time.perf_counter() - started)

@@ -1,0 +1,18 @@
+"""`GET /metrics` in the Prometheus text format."""
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.core.deps import DatabaseDep
+from app.core.metrics import Metrics
+
+router = APIRouter(tags=["Service"])
+
+
+@router.get("/metrics", response_class=Response)
+async def get_metrics(request: Request, database: DatabaseDep) -> Response:
+    """Prometheus metrics: jobs submitted and finished, run durations, queue depth and age of
+    the oldest pending job, running jobs, HTTP requests."""
+    metrics: Metrics = request.app.state.metrics
+    await metrics.refresh_queue(database)
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
