@@ -4,7 +4,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import JSONType, UTCDateTime
@@ -62,13 +62,7 @@ class JobRepository:
         return list(rows), total or 0
 
     async def claim(
-        self,
-        *,
-        worker_id: str,
-        limit: int,
-        now: datetime,
-        lease_until: datetime,
-        exclude_tasks: Collection[str] = (),
+        self, *, worker_id: str, limit: int, now: datetime, lease_until: datetime
     ) -> list[Job]:
         """Mark up to `limit` eligible pending jobs running for `worker_id` and return them.
 
@@ -82,11 +76,38 @@ class JobRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        if exclude_tasks:
-            candidates = candidates.where(Job.task_name.not_in(list(exclude_tasks)))
+        return await self._mark_running(
+            Job.id.in_(candidates.scalar_subquery()),
+            worker_id=worker_id,
+            now=now,
+            lease_until=lease_until,
+        )
+
+    async def claim_ids(
+        self, *, worker_id: str, job_ids: Sequence[str], now: datetime, lease_until: datetime
+    ) -> list[Job]:
+        """Claim exactly these pending jobs (those still pending)."""
+        if not job_ids:
+            return []
+        return await self._mark_running(
+            Job.id.in_(job_ids) & (Job.status == JobStatus.PENDING),
+            worker_id=worker_id,
+            now=now,
+            lease_until=lease_until,
+        )
+
+    async def _mark_running(
+        self,
+        condition: ColumnElement[bool],
+        *,
+        worker_id: str,
+        now: datetime,
+        lease_until: datetime,
+    ) -> list[Job]:
+        """Start an attempt of the matching jobs; the `started` event number is taken here."""
         stmt = (
             update(Job)
-            .where(Job.id.in_(candidates.scalar_subquery()))
+            .where(condition)
             .values(
                 status=JobStatus.RUNNING,
                 worker_id=worker_id,
@@ -266,30 +287,6 @@ class JobRepository:
         if exclude_tasks:
             query = query.where(Job.task_name.not_in(list(exclude_tasks)))
         return [(job_id, task_name) for job_id, task_name in await self.session.execute(query)]
-
-    async def claim_ids(
-        self, *, worker_id: str, job_ids: Sequence[str], now: datetime, lease_until: datetime
-    ) -> list[Job]:
-        """Claim exactly these pending jobs (those still pending)."""
-        if not job_ids:
-            return []
-        stmt = (
-            update(Job)
-            .where(Job.id.in_(job_ids), Job.status == JobStatus.PENDING)
-            .values(
-                status=JobStatus.RUNNING,
-                worker_id=worker_id,
-                lease_expires_at=lease_until,
-                started_at=now,
-                attempts=Job.attempts + 1,
-                event_seq=Job.event_seq + 1,
-            )
-            .returning(Job)
-            .execution_options(synchronize_session=False)
-        )
-        jobs = list(await self.session.scalars(stmt))
-        jobs.sort(key=lambda job: (-job.priority, job.run_at, job.id))
-        return jobs
 
     async def add_attempts(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
