@@ -14,9 +14,11 @@ from app.core.logging import configure_logging
 from app.core.metrics import Metrics
 from app.core.settings import Settings
 from app.main import load_tasks
-from app.runtime import start_runtime
+from app.runtime import Runtime, start_runtime
 
 logger = logging.getLogger(__name__)
+
+GAUGE_REFRESH_SECONDS = 10.0
 
 
 async def run_worker(settings: Settings, *, stop_signals: Iterable[signal.Signals]) -> int:
@@ -31,11 +33,26 @@ async def run_worker(settings: Settings, *, stop_signals: Iterable[signal.Signal
         start_http_server(settings.worker_metrics_port, registry=metrics.registry)
     runtime = await start_runtime(settings, run_worker=True, metrics=metrics)
     logger.info("worker running", extra={"worker_id": runtime.worker and runtime.worker.worker_id})
+    gauges = None
+    if settings.worker_metrics_port is not None:
+        gauges = asyncio.create_task(_refresh_queue_gauges(metrics, runtime))
     try:
         await stop.wait()
     finally:
+        if gauges is not None:
+            gauges.cancel()
         await runtime.close()
     return 0
+
+
+async def _refresh_queue_gauges(metrics: Metrics, runtime: Runtime) -> None:
+    """Keep the queue gauges of a worker's metrics port current (the API reads them per scrape)."""
+    while True:
+        try:
+            await metrics.refresh_queue(runtime.database)
+        except Exception:
+            logger.warning("could not refresh queue metrics", exc_info=True)
+        await asyncio.sleep(GAUGE_REFRESH_SECONDS)
 
 
 def _child(settings: Settings, index: int) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 # Fields every record gets while they are set: request_id (HTTP), job_id/task_name (a run).
 log_context: ContextVar[dict[str, Any] | None] = ContextVar("taskexec_log_context", default=None)
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# Record attributes that are not extra fields (uvicorn adds an ANSI-coloured copy of messages).
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
 
 
 @contextmanager
@@ -22,6 +23,11 @@ def bound(**fields: Any) -> Iterator[None]:
         yield
     finally:
         log_context.reset(token)
+
+
+def context_value(key: str) -> Any:
+    """A field of the current log context, or None."""
+    return (log_context.get() or {}).get(key)
 
 
 def bind(**fields: Any) -> None:

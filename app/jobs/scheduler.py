@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import isoformat, new_id, utcnow
 from app.core.errors import ConflictError, NotFoundError
+from app.core.logging import context_value
 from app.core.metrics import Metrics
 from app.db.batching import BatchWriter
 from app.db.database import Database
@@ -120,7 +121,8 @@ class JobScheduler:
             idempotency_key=idempotency_key,
             request_hash=request_hash,
             event_seq=1,
-            request_id=request_id,
+            # A job queued by a running task inherits the request id of that task's job.
+            request_id=request_id or context_value("request_id"),
         )
         try:
             await self._inserts.submit(job)

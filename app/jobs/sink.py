@@ -22,17 +22,39 @@ WriteEvents = Callable[[ProgressUpdate | None, Events], Awaitable[None]]
 
 current_sink: ContextVar["JobEventSink | None"] = ContextVar("taskexec_job_sink", default=None)
 
-_OWN_LOGGERS = ("app.", "sqlalchemy", "aiosqlite", "asyncpg", "asyncio", "uvicorn")
+# The service's own loggers (not task modules that happen to live in the package).
+_OWN_LOGGERS = (
+    *(
+        f"app.{name}"
+        for name in (
+            "artifacts",
+            "core",
+            "db",
+            "jobs",
+            "service",
+            "tasks",
+            "runtime",
+            "main",
+            "cli",
+        )
+    ),
+    *("sqlalchemy", "aiosqlite", "asyncpg", "asyncio", "uvicorn", "migrations", "alembic"),
+)
 _formatter = logging.Formatter()
 
 
 class JobEventSink:
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, write: WriteEvents, *, max_log_lines: int
+        self,
+        loop: asyncio.AbstractEventLoop,
+        write: WriteEvents,
+        *,
+        max_log_lines: int,
     ) -> None:
         self._loop = loop
         self._write = write
         self._max_log_lines = max_log_lines
+        # The cap is per job: `counted_earlier` adds earlier attempts' lines.
         self._log_lines = 0
         self._dropped = 0
         self._progress: ProgressUpdate | None = None
@@ -93,15 +115,15 @@ class JobEventSink:
             except Exception:
                 logger.warning("could not store job events", exc_info=True)
 
+    def counted_earlier(self, lines: int) -> None:
+        """Count log lines earlier attempts of the job already stored."""
+        self._log_lines += lines
+
     async def close(self) -> None:
         """Write what is pending, including a note of dropped log lines."""
         if self._dropped:
-            self._events.append(
-                (
-                    EventType.LOG_TRUNCATED,
-                    {"dropped": self._dropped, "kept": self._log_lines},
-                )
-            )
+            kept = min(self._log_lines, self._max_log_lines)
+            self._events.append((EventType.LOG_TRUNCATED, {"dropped": self._dropped, "kept": kept}))
             self._dropped = 0
             self._schedule()
         while self._flusher is not None and not self._flusher.done():

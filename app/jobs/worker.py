@@ -266,6 +266,8 @@ class Worker:
         # the job's ids (and the id of the request that created it).
         current_sink.set(running.sink)
         bind(job_id=job.id, task_name=job.task_name, request_id=job.request_id)
+        if job.attempts > 1:
+            running.sink.counted_earlier(await self._log_lines_of(job.id))
         if running.definition is None:
             exc = LookupError(f"task {job.task_name!r} is not registered in this worker")
             return Outcome(JobStatus.FAILED, error=error_record(exc), exception=exc)
@@ -309,6 +311,13 @@ class Worker:
         finally:
             self._recording.pop(job.id, None)
             self._free(job.id)
+
+    async def _log_lines_of(self, job_id: str) -> int:
+        async with self.database.session() as session:
+            _, total = await JobRepository(session).events_page(
+                job_id, types=[EventType.LOG.value], limit=1, offset=0
+            )
+        return total
 
     def _observe(self, job: Job, definition: TaskDefinition | None, outcome: Outcome) -> None:
         if self.metrics is None:
