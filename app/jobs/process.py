@@ -1,6 +1,7 @@
 """Run a sync task in a child process, so a timeout or cancellation can really kill it."""
 
 import asyncio
+import contextlib
 import multiprocessing
 import traceback
 from collections.abc import Callable
@@ -51,15 +52,17 @@ def _child_main(fn: Callable[..., Any], kwargs: dict[str, Any], conn: Connection
 async def run_in_process(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     """Call `fn(**kwargs)` in a fresh spawned process and return its result.
 
-    Cancelling the awaiting task (timeout or job cancellation) kills the process.
+    Cancelling the awaiting task (timeout or job cancellation) kills the process; it is always
+    reaped, even if further cancellations arrive while that happens.
     """
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=_child_main, args=(fn, kwargs, sender), daemon=True)
     loop = asyncio.get_running_loop()
     readable: asyncio.Future[None] = loop.create_future()
+    started = loop.run_in_executor(None, process.start)
     try:
-        await loop.run_in_executor(None, process.start)
+        await started
         sender.close()
         loop.add_reader(receiver.fileno(), _mark_ready, readable)
         try:
@@ -78,12 +81,33 @@ async def run_in_process(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
         _, type_name, text, child_traceback, original = message
         raise ProcessTaskError(type_name, text, child_traceback, original)
     finally:
+        await _reap(process, started)
+        sender.close()
+        receiver.close()
+
+
+async def _reap(process: Any, started: "asyncio.Future[None]") -> None:
+    """Kill (if alive) and join the child, shielded from repeated cancellation."""
+
+    def kill_and_join() -> None:
+        if process.pid is None:
+            return
         if process.is_alive():
             process.kill()
-        if process.pid is not None:
-            await loop.run_in_executor(None, process.join)
-        receiver.close()
-        process.close()
+        process.join()
+
+    async def cleanup() -> None:
+        with contextlib.suppress(Exception):
+            await started
+        await asyncio.get_running_loop().run_in_executor(None, kill_and_join)
+        with contextlib.suppress(ValueError):
+            process.close()
+
+    task = asyncio.ensure_future(cleanup())
+    while not task.done():
+        # The caller's cancellation is already on its way out; later ones must not stop this.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
 
 
 def _mark_ready(future: "asyncio.Future[None]") -> None:

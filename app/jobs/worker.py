@@ -140,6 +140,8 @@ class Worker:
         running = self._running.get(job_id)
         if running is None:
             return False
+        if running.context.cancel_requested:
+            return True  # already asked (the API, NOTIFY and heartbeats may all deliver it)
         running.context.request_cancel()
         if running.task is not None and running.stoppable:
             running.task.cancel()

@@ -1,0 +1,144 @@
+"""Leases and hand-back across real server processes sharing one SQLite file.
+
+A job whose worker vanished on another host cannot be recognised by its pid: it is recovered only
+once its lease has expired. A job still running when the server is asked to stop goes back to
+the queue without using up an attempt.
+"""
+
+import contextlib
+import signal
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import (
+    ServerFactory,
+    ServerProcess,
+    count_jobs,
+    execute,
+    get_artifact,
+    get_job,
+    wait_job,
+    wait_until,
+)
+
+pytestmark = pytest.mark.e2e
+
+LEASE_SECONDS = 1.5
+# A worker id naming another machine: the recovering server cannot check whether it still runs.
+OTHER_HOST_WORKER = "otherhost:1:abcdef"
+
+
+def _query(db_path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Run one statement on the server's database file (committed) and return its rows."""
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
+        with conn:
+            rows = conn.execute(sql, params).fetchall()
+        return rows
+
+
+def _stored_time(text: str) -> datetime:
+    """A timestamp as the service stores it in SQLite: naive UTC text."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def _api_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def test_a_lost_workers_jobs_are_recovered_once_their_lease_expires(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    server = server_factory(max_concurrency=2, lease_seconds=LEASE_SECONDS)
+    release = tmp_path / "release"
+    params = {"release": str(release), "max_wait": 60.0}
+    with server.client() as client:
+        retried = execute(client, "block_retry", params)
+        lost = execute(client, "block_async", params)
+        wait_until(lambda: count_jobs(client, "running") == 2, timeout=15, what="2 running jobs")
+
+    assert server.kill9() == -signal.SIGKILL
+    _query(
+        server.db_path,
+        "UPDATE jobs SET worker_id = ? WHERE status = 'running'",
+        OTHER_HOST_WORKER,
+    )
+    rows = _query(server.db_path, "SELECT id, worker_id, lease_expires_at FROM jobs")
+    assert {row[1] for row in rows} == {OTHER_HOST_WORKER}
+    lease_expired_at = {row[0]: _stored_time(row[2]) for row in rows}
+
+    server.restart()
+    with server.client() as client:
+        failed = wait_job(client, lost, statuses=frozenset({"failed"}), timeout=15)
+        assert failed["error"]["type"] == "WorkerLost"
+        assert failed["attempts"] == 1
+        (attempt,) = failed["attempt_history"]
+        assert attempt["status"] == "failed"
+        assert attempt["worker_id"] == OTHER_HOST_WORKER
+        assert attempt["error"]["type"] == "WorkerLost"
+        # Not before the lease ran out: nothing else could tell the worker was gone.
+        assert _api_time(attempt["finished_at"]) >= lease_expired_at[lost]
+        assert _api_time(failed["finished_at"]) >= lease_expired_at[lost]
+        data = get_artifact(client, failed["result"])["data"]
+        assert data["task_name"] == "block_async"
+        assert data["result"] is None
+        assert data["error"]["type"] == "WorkerLost"
+
+        # The job with a retry left is queued again, and runs again on this server.
+        rerun = wait_job(client, retried, statuses=frozenset({"running"}), timeout=15)
+        assert rerun["attempts"] == 2
+        release.touch()
+        done = wait_job(client, retried, timeout=20)
+        assert done["status"] == "completed", done
+        assert done["error"] is None
+        first, second = done["attempt_history"]
+        assert (first["attempt"], first["status"]) == (1, "failed")
+        assert first["error"]["type"] == "WorkerLost"
+        assert first["worker_id"] == OTHER_HOST_WORKER
+        assert _api_time(first["finished_at"]) >= lease_expired_at[retried]
+        assert (second["attempt"], second["status"]) == (2, "completed")
+        assert second["worker_id"] != OTHER_HOST_WORKER
+        assert _api_time(second["started_at"]) >= _api_time(first["finished_at"])
+        assert get_artifact(client, done["result"])["data"]["result"] == {"peak": 1}
+        assert count_jobs(client) == 2
+
+
+def _stop(server: ServerProcess) -> None:
+    assert server.terminate() in {0, -signal.SIGTERM}
+
+
+def test_sigterm_hands_running_jobs_back_without_using_an_attempt(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    server = server_factory(env={"TASKEXEC_SHUTDOWN_GRACE_SECONDS": "0.5"})
+    release = tmp_path / "release"
+    params = {"release": str(release), "max_wait": 60.0}
+    with server.client() as client:
+        on_loop = execute(client, "block_async", params)
+        in_thread = execute(client, "block_sync", params)
+        wait_until(lambda: count_jobs(client, "running") == 2, timeout=15, what="2 running jobs")
+
+    _stop(server)
+    rows = _query(
+        server.db_path,
+        "SELECT id, status, attempts, worker_id, lease_expires_at, json_extract(error, '$.type') "
+        "FROM jobs",
+    )
+    assert sorted(rows) == sorted(
+        [(on_loop, "pending", 0, None, None, None), (in_thread, "pending", 0, None, None, None)]
+    )
+    assert _query(server.db_path, "SELECT count(*) FROM job_attempts") == [(0,)]
+
+    release.touch()
+    server.restart()
+    with server.client() as client:
+        for job_id in (on_loop, in_thread):
+            job = wait_job(client, job_id, timeout=20)
+            assert job["status"] == "completed", job
+            assert job["attempts"] == 1
+            assert [a["status"] for a in job["attempt_history"]] == ["completed"]
+            assert get_job(client, job_id)["error"] is None
+        assert count_jobs(client) == 2
