@@ -17,10 +17,14 @@ class ArtifactManager:
         self.database = database
 
     async def save(self, artifact: ArtifactIn | Any, *, job_id: str | None = None) -> ArtifactRead:
-        """Store `artifact` (an `ArtifactIn`, or any JSON value as its data)."""
+        """Store `artifact` (an `ArtifactIn`, or any JSON value as its data).
+
+        Called from a task that was given an `AsyncSession`, the artifact is written in that
+        session's transaction (committed when the task succeeds).
+        """
         if not isinstance(artifact, ArtifactIn):
             artifact = ArtifactIn(data=artifact, job_id=job_id)
-        async with self.database.transaction() as session:
+        async with self.database.joined_transaction() as session:
             row = await ArtifactRepository(session).add(
                 artifact.model_dump(mode="json")["data"], job_id=artifact.job_id or job_id
             )

@@ -4,6 +4,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import event, text
@@ -19,6 +20,13 @@ from sqlalchemy.pool import ConnectionPoolEntry
 logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# The session a running task was given, if any (set by the runner in the task's context).
+# Writes the service makes on the task's behalf join it: on SQLite a second writer would wait
+# for the task's own open write transaction, which waits for it, a deadlock.
+ambient_session: ContextVar[AsyncSession | None] = ContextVar(
+    "taskexec_ambient_session", default=None
+)
 
 
 class Database:
@@ -67,6 +75,18 @@ class Database:
                 await session.rollback()
                 raise
             await session.commit()
+
+    @asynccontextmanager
+    async def joined_transaction(self) -> AsyncIterator[AsyncSession]:
+        """A write that joins the running task's session (as a savepoint) when there is one,
+        and is its own short transaction otherwise."""
+        session = ambient_session.get()
+        if session is None:
+            async with self.transaction() as own:
+                yield own
+            return
+        async with session.begin_nested():
+            yield session
 
     async def ping(self) -> None:
         """Raise if the database cannot answer a trivial query."""

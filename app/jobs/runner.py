@@ -15,6 +15,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.tracebacks import format_exception
+from app.db.database import ambient_session
 from app.jobs.context import JobCancelledError, JobContext
 from app.jobs.models import JobStatus
 from app.jobs.process import ProcessTaskError, run_in_process
@@ -75,6 +76,8 @@ class _Injected:
         if wanted is AsyncSession:
             if self.session is None:
                 self.session = self.session_factory()
+                # Service writes made on the task's behalf join this session.
+                ambient_session.set(self.session)
             return self.session
         return self.values[wanted]
 

@@ -15,7 +15,7 @@ from app.core.errors import ConflictError, NotFoundError
 from app.core.logging import context_value
 from app.core.metrics import Metrics
 from app.db.batching import BatchWriter
-from app.db.database import Database
+from app.db.database import Database, ambient_session
 from app.jobs.events import EventBus, EventType, event_row, insert_events
 from app.jobs.live import wait_until
 from app.jobs.models import Job, JobStatus
@@ -125,7 +125,13 @@ class JobScheduler:
             request_id=request_id or context_value("request_id"),
         )
         try:
-            await self._inserts.submit(job)
+            session = ambient_session.get()
+            if session is None:
+                await self._inserts.submit(job)
+            else:
+                # Queued by a task holding a session: part of its transaction (an outbox).
+                async with session.begin_nested():
+                    await _insert_jobs(session, [job])
         except IntegrityError:
             # Another request with the same key won the race.
             if idempotency_key is None:

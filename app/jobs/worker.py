@@ -133,6 +133,7 @@ class Worker:
 
     async def start(self) -> None:
         install_log_capture()
+        _LIVE_WORKERS.add(self.worker_id)
         self._loop_task = asyncio.create_task(self._loop(), name=f"worker {self.worker_id}")
 
     def cancel_local(self, job_id: str) -> bool:
@@ -179,6 +180,7 @@ class Worker:
             # jobs are not waited for (a sync task's thread cannot be stopped).
             await asyncio.wait(recording, timeout=self.config.shutdown_grace + 5)
         self._executor.shutdown(wait=False, cancel_futures=True)
+        _LIVE_WORKERS.discard(self.worker_id)
 
     async def _loop(self) -> None:
         await self._guard(self._recover_dead_local_workers)
@@ -418,8 +420,15 @@ class Worker:
             logger.info("retention cleanup", extra={"deleted_jobs": total})
 
 
+# Workers running in this process (a process may run several, e.g. in tests).
+_LIVE_WORKERS: set[str] = set()
+
+
 def _is_dead_local_worker(worker_id: str) -> bool:
-    """A worker id names a dead process on this host (its pid is gone, or reused by us)."""
+    """A worker id names a dead process on this host: its pid is gone, or is this process's
+    although no worker of this process has that id (a restart that got the same pid)."""
+    if worker_id in _LIVE_WORKERS:
+        return False
     host, _, rest = worker_id.partition(":")
     pid_text = rest.partition(":")[0]
     if host != socket.gethostname() or not pid_text.isdigit():
