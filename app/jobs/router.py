@@ -115,21 +115,28 @@ async def list_job_events(
     )
 
 
+async def stream_start(
+    job_id: JobId,
+    scheduler: Scheduler,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    after: Annotated[int | None, Query(ge=0, description="Resume after this event.")] = None,
+) -> int:
+    """Check the job and the resume point before the stream's 200 is sent."""
+    await scheduler.get(job_id.upper())
+    return after if after is not None else _event_number(last_event_id)
+
+
 @router.get("/{job_id}/$stream", response_class=EventSourceResponse)
 async def stream_job(
     job_id: JobId,
     scheduler: Scheduler,
     database: DatabaseDep,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    after: Annotated[int | None, Query(ge=0, description="Resume after this event.")] = None,
+    start: Annotated[int, Depends(stream_start)],
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-Sent Events of the job: each event as it happens, from the start or after
     `Last-Event-ID` (or `?after=`), ending after the terminal event. Disconnecting does not
     cancel the job."""
-    job_id = job_id.upper()
-    await scheduler.get(job_id)
-    start = after if after is not None else _event_number(last_event_id)
-    async for event in stream_events(database, scheduler.bus, job_id, start):
+    async for event in stream_events(database, scheduler.bus, job_id.upper(), start):
         yield ServerSentEvent(
             id=str(event.seq), event=event.type, data=event.model_dump(mode="json")
         )

@@ -205,6 +205,8 @@ class JobScheduler:
             await session.flush()
             read = JobRead.from_job(job)
         self.bus.publish([job_id])
+        if read.status == JobStatus.CANCELED and self.metrics is not None:
+            self.metrics.jobs_finished.labels(read.task_name, read.status.value).inc()
         if read.status == JobStatus.CANCELING and self.worker is not None:
             self.worker.cancel_local(job_id)
         return read

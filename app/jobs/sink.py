@@ -60,6 +60,9 @@ class JobEventSink:
         self._progress: ProgressUpdate | None = None
         self._events: Events = []
         self._flusher: asyncio.Task[None] | None = None
+        # After the attempt's end is recorded nothing more is stored (a timed-out thread may
+        # keep logging): events must not follow the terminal event.
+        self._closed = False
 
     def progress(self, update: ProgressUpdate) -> None:
         """Thread-safe: record a progress update (the `JobContext.progress` callback)."""
@@ -84,6 +87,8 @@ class JobEventSink:
             self._loop.call_soon_threadsafe(fn, arg)
 
     def _offer_progress(self, update: ProgressUpdate) -> None:
+        if self._closed:
+            return
         data = {"fraction": update.fraction, "message": update.message}
         if update.item is not None:
             data["item"] = update.item
@@ -95,6 +100,8 @@ class JobEventSink:
         self._schedule()
 
     def _offer_log(self, data: dict[str, Any]) -> None:
+        if self._closed:
+            return
         if self._log_lines >= self._max_log_lines:
             self._dropped += 1
             return
@@ -126,6 +133,7 @@ class JobEventSink:
             self._events.append((EventType.LOG_TRUNCATED, {"dropped": self._dropped, "kept": kept}))
             self._dropped = 0
             self._schedule()
+        self._closed = True
         while self._flusher is not None and not self._flusher.done():
             await self._flusher
 

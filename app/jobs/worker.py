@@ -395,7 +395,10 @@ class Worker:
         async with self.database.transaction() as session:
             lost = await JobRepository(session).lost(now=now, worker_ids=dead_worker_ids or [])
             for job in lost:
-                requeued |= recover_lost_job(session, job, now)
+                if recover_lost_job(session, job, now):
+                    requeued = True
+                elif self.metrics is not None:
+                    self.metrics.jobs_finished.labels(job.task_name, job.status).inc()
             if requeued:
                 await notify_new_jobs(session)
             resolved = [job.id for job in lost]
