@@ -211,11 +211,13 @@ async def test_a_failed_write_is_logged_and_later_events_still_go_through(
 ) -> None:
     written: Events = []
     failures = 0
+    failed = asyncio.Event()
 
     async def flaky(progress: ProgressUpdate | None, events: Events) -> None:
         nonlocal failures
         if failures == 0:
             failures += 1
+            failed.set()
             raise ConnectionError("database went away")
         written.extend(events)
 
@@ -223,13 +225,11 @@ async def test_a_failed_write_is_logged_and_later_events_still_go_through(
     with caplog.at_level(logging.WARNING, logger="app.jobs.sink"):
         sink.log(record("lost"))
 
-        async def first_write_failed() -> None:
-            while not any("could not store" in r.getMessage() for r in caplog.records):
-                await asyncio.sleep(0.005)
-
-        await asyncio.wait_for(first_write_failed(), WAIT)
+        await asyncio.wait_for(failed.wait(), WAIT)
         sink.log(record("kept"))
         await asyncio.wait_for(sink.close(), WAIT)
+
+    assert any("could not store" in r.getMessage() for r in caplog.records)
 
     assert failures == 1
     assert [data["message"] for _, data in written] == ["kept"]
