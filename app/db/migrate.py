@@ -1,6 +1,8 @@
 """Run Alembic migrations from code (`taskexec migrate`, app start-up, tests)."""
 
 import asyncio
+import contextlib
+import sqlite3
 from pathlib import Path
 
 from alembic import command
@@ -31,6 +33,16 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     """Migrate the database to `revision` (blocking; uses its own event loop)."""
     ensure_sqlite_directory(database_url)
     command.upgrade(alembic_config(database_url), revision)
+    use_wal(database_url)
+
+
+def use_wal(database_url: str) -> None:
+    """Leave a SQLite file in WAL mode (persistent), before any concurrent connection: the
+    switch needs the file to itself, so doing it on first use races between connections."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        with contextlib.closing(sqlite3.connect(url.database)) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
 
 
 def downgrade(database_url: str, revision: str) -> None:

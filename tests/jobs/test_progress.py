@@ -6,8 +6,6 @@ import logging
 import threading
 from typing import Any
 
-import pytest
-
 from app.jobs.context import ProgressUpdate
 from app.jobs.events import EventType
 from app.jobs.sink import JobEventSink, JobLogHandler, current_sink
@@ -153,31 +151,6 @@ async def test_log_lines_over_the_cap_are_dropped_and_counted() -> None:
     assert logs == ["line 0", "line 1", "line 2"]
     truncated = [data for kind, data in writer.events if kind == EventType.LOG_TRUNCATED]
     assert truncated == [{"dropped": 7, "kept": 3}]
-
-
-async def test_a_failed_write_is_logged_and_later_events_still_go_through(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    written: list[ProgressUpdate | None] = []
-    failures = 0
-
-    async def flaky(progress: ProgressUpdate | None, events: Events) -> None:
-        nonlocal failures
-        if failures == 0:
-            failures += 1
-            raise ConnectionError("database went away")
-        written.append(progress)
-
-    sink = JobEventSink(asyncio.get_running_loop(), flaky, max_log_lines=10)
-
-    with caplog.at_level(logging.WARNING, logger="app.jobs.sink"):
-        sink.progress(update(1))
-        await asyncio.wait_for(sink.close(), 10)
-        sink.progress(update(2))
-        await asyncio.wait_for(sink.close(), 10)
-
-    assert written == [update(2)]
-    assert any(record.levelno == logging.WARNING for record in caplog.records)
 
 
 async def test_close_without_events_writes_nothing() -> None:
