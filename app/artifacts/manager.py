@@ -31,12 +31,12 @@ class ArtifactManager:
             return ArtifactRead.model_validate(row)
 
     async def get(self, artifact_id: str) -> ArtifactRead | None:
-        async with self.database.session() as session:
+        async with self.database.read_session() as session:
             row = await ArtifactRepository(session).get(artifact_id)
             return None if row is None else ArtifactRead.model_validate(row)
 
     async def list_for_job(self, job_id: str, *, limit: int = 100) -> list[ArtifactRead]:
-        async with self.database.session() as session:
+        async with self.database.read_session() as session:
             rows, _ = await ArtifactRepository(session).list_page(
                 job_id=job_id, limit=limit, offset=0
             )

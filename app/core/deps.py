@@ -33,7 +33,7 @@ async def get_read_session(
     database: Annotated[Database, Depends(get_database)],
 ) -> AsyncIterator[AsyncSession]:
     """A session for reads; writes go through `Database.transaction()`."""
-    async with database.session() as session:
+    async with database.read_session() as session:
         yield session
 
 

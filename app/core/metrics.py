@@ -64,7 +64,7 @@ class Metrics:
     async def refresh_queue(self, database: Database) -> None:
         """Read the queue gauges from the database (one short query each)."""
         now = utcnow()
-        async with database.session() as session:
+        async with database.read_session() as session:
             pending = await session.scalar(
                 select(func.count()).select_from(Job).where(Job.status == JobStatus.PENDING)
             )

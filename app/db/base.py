@@ -1,9 +1,9 @@
 """Declarative base and the column types every feature shares."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, DateTime, Dialect, MetaData, String, TypeDecorator
+from sqlalchemy import JSON, DateTime, Dialect, MetaData, String, Table, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 
@@ -54,3 +54,8 @@ class Base(DeclarativeBase):
     """Declarative base for every ORM model."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Core table: bulk inserts through it skip the ORM's per-row bookkeeping."""
+    return cast(Table, model.__table__)

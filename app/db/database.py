@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -16,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from app.db.loop_sqlite import LOOP_BUSY_TIMEOUT_SECONDS, loop_connect_args, loop_url
 
 logger = logging.getLogger(__name__)
 
@@ -32,32 +35,57 @@ ambient_session: ContextVar[AsyncSession | None] = ContextVar(
 class Database:
     """A database the service and its tasks share.
 
-    `session()` gives a session for reads or for a task's own work. `transaction()` is the writer
-    path: one short transaction that commits on success and rolls back on error. On SQLite every
-    write transaction in this process goes through one lock and starts with `BEGIN IMMEDIATE`, so
-    concurrent writers queue instead of failing with "database is locked"; other processes wait on
-    SQLite's busy timeout.
+    `session()` gives a session for a task's own work (or any caller that owns its
+    transaction). `transaction()` is the service's writer path: one short transaction that
+    commits on success and rolls back on error; `read_session()` is the service's read path.
+
+    On SQLite the service's own statements run on the event loop (see `app.db.loop_sqlite`):
+    every write transaction in this process goes through one lock and starts with
+    `BEGIN IMMEDIATE`, retried without blocking the loop while another process holds the
+    file's write lock. Sessions for task code use aiosqlite, off the loop.
     """
 
     def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        engine_args: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
-            engine_args["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
             # Sessions and connections always end their transaction before returning a
-            # connection, so the pool's extra reset ROLLBACK is one more thread hop for nothing.
-            engine_args["pool_reset_on_return"] = None
+            # connection, so the pool's reset ROLLBACK is work for nothing.
+            self.engine: AsyncEngine = create_async_engine(
+                loop_url(self.url),
+                echo=echo,
+                connect_args=loop_connect_args(),
+                pool_reset_on_return=None,
+            )
+            self.task_engine = create_async_engine(
+                self.url,
+                echo=echo,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                pool_reset_on_return=None,
+            )
+            # The loop engine must never wait on the loop: its lock waits are retried async.
+            _configure_sqlite(self.engine, busy_timeout_ms=int(LOOP_BUSY_TIMEOUT_SECONDS * 1000))
+            _configure_sqlite(self.task_engine, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
         else:
-            engine_args.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
-        self.engine: AsyncEngine = create_async_engine(self.url, **engine_args)
-        if self.is_sqlite:
-            _configure_sqlite(self.engine)
+            self.engine = create_async_engine(
+                self.url,
+                echo=echo,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+            )
+            self.task_engine = self.engine
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._task_sessions = async_sessionmaker(self.task_engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     def session(self) -> AsyncSession:
-        """A new session; the caller owns its transaction (`async with db.session() as s:`)."""
+        """A new session for task code; the caller owns its transaction
+        (`async with db.session() as s:`). Never runs queries on the event loop."""
+        return self._task_sessions()
+
+    def read_session(self) -> AsyncSession:
+        """A session for the service's own short reads."""
         return self._sessions()
 
     @asynccontextmanager
@@ -67,14 +95,33 @@ class Database:
             async with self._sessions() as session, session.begin():
                 yield session
             return
-        async with self._write_lock, self._sessions() as session:
-            await session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+        async with self._write_lock:
+            session = await self._begin_immediate()
+            async with session:
+                try:
+                    yield session
+                except BaseException:
+                    await session.rollback()
+                    raise
+                await session.commit()
+
+    async def _begin_immediate(self) -> AsyncSession:
+        """A session holding SQLite's write lock; waits for another process asynchronously."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SQLITE_BUSY_TIMEOUT_MS / 1000
+        delay = 0.001
+        while True:
+            session = self._sessions()
             try:
-                yield session
-            except BaseException:
-                await session.rollback()
-                raise
-            await session.commit()
+                await session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+            except OperationalError as exc:
+                await session.close()
+                if "locked" not in str(exc) or loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.05)
+                continue
+            return session
 
     @asynccontextmanager
     async def joined_transaction(self) -> AsyncIterator[AsyncSession]:
@@ -90,14 +137,16 @@ class Database:
 
     async def ping(self) -> None:
         """Raise if the database cannot answer a trivial query."""
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        async with self.read_session() as session:
+            await session.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.task_engine is not self.engine:
+            await self.task_engine.dispose()
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
     """WAL, foreign keys, and explicit BEGIN so `BEGIN IMMEDIATE` is possible."""
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -108,7 +157,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

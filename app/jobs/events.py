@@ -18,6 +18,7 @@ from sqlalchemy import insert, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
+from app.db.base import table_of
 from app.jobs.models import Job, JobEvent
 from app.jobs.notify import EVENTS_CHANNEL
 
@@ -52,7 +53,7 @@ async def insert_events(session: AsyncSession, rows: Sequence[dict[str, Any]]) -
     """Insert prepared event rows and NOTIFY other processes about their jobs."""
     if not rows:
         return
-    await session.execute(insert(JobEvent), list(rows))
+    await session.execute(insert(table_of(JobEvent)), list(rows))
     await notify_events(session, {row["job_id"] for row in rows})
 
 

@@ -48,7 +48,7 @@ async def stream_events(
     with bus.subscribe(job_id) as wake:
         while True:
             wake.clear()
-            async with database.session() as session:
+            async with database.read_session() as session:
                 repo = JobRepository(session)
                 events = await repo.events_after(job_id, after=last, limit=BATCH)
                 if not events:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.artifacts.models import Artifact
 from app.core.clock import isoformat, new_id, utcnow
+from app.db.base import table_of
 from app.jobs.context import JobContext
 from app.jobs.events import EventType, event_row, insert_events
 from app.jobs.models import Job, JobAttempt, JobEvent, JobStatus
@@ -163,7 +164,7 @@ async def record_attempts(session: AsyncSession, ends: Sequence[AttemptEnd]) -> 
     await repo.retry_many(retries)
     await repo.add_attempts(attempts)
     if artifacts:
-        await session.execute(insert(Artifact), artifacts)
+        await session.execute(insert(table_of(Artifact)), artifacts)
     await insert_events(session, events)
     return [end.job.id in held for end in ends]
 

@@ -7,7 +7,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.base import JSONType, UTCDateTime
+from app.db.base import JSONType, UTCDateTime, table_of
 from app.jobs.models import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -34,7 +34,7 @@ class JobRepository:
     async def add_many(self, jobs: Sequence[Job]) -> None:
         """Insert new jobs in one statement (Core, no identity-map bookkeeping)."""
         rows = [_row_with_defaults(job) for job in jobs]
-        await self.session.execute(insert(Job), rows)
+        await self.session.execute(insert(JOBS), rows)
 
     async def get(self, job_id: str, *, for_update: bool = False) -> Job | None:
         query = select(Job).where(Job.id == job_id)
@@ -105,21 +105,22 @@ class JobRepository:
         lease_until: datetime,
     ) -> list[Job]:
         """Start an attempt of the matching jobs; the `started` event number is taken here."""
+        columns = JOBS.c
         stmt = (
-            update(Job)
+            update(JOBS)
             .where(condition)
             .values(
                 status=JobStatus.RUNNING,
                 worker_id=worker_id,
                 lease_expires_at=lease_until,
                 started_at=now,
-                attempts=Job.attempts + 1,
-                event_seq=Job.event_seq + 1,
+                attempts=columns.attempts + 1,
+                event_seq=columns.event_seq + 1,
             )
-            .returning(Job)
-            .execution_options(synchronize_session=False)
+            .returning(*columns)
         )
-        jobs = list(await self.session.scalars(stmt))
+        # Core, not the ORM's bulk UPDATE: the rows become plain (transient) Job objects.
+        jobs = [Job(**row._mapping) for row in await self.session.execute(stmt)]
         jobs.sort(key=lambda job: (-job.priority, job.run_at, job.id))
         return jobs
 
@@ -290,7 +291,7 @@ class JobRepository:
 
     async def add_attempts(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
-            await self.session.execute(insert(JobAttempt), list(rows))
+            await self.session.execute(insert(table_of(JobAttempt)), list(rows))
 
     async def attempts_of(self, job_id: str) -> list[JobAttempt]:
         rows = await self.session.scalars(

@@ -148,7 +148,7 @@ class JobScheduler:
         return JobRead.from_job(job), True
 
     async def _replay(self, idempotency_key: str, request_hash: str) -> JobRead | None:
-        async with self.database.session() as session:
+        async with self.database.read_session() as session:
             job = await JobRepository(session).get_by_idempotency_key(idempotency_key)
         if job is None:
             return None
@@ -160,7 +160,7 @@ class JobScheduler:
         return JobRead.from_job(job)
 
     async def get(self, job_id: str) -> JobRead:
-        async with self.database.session() as session:
+        async with self.database.read_session() as session:
             job = await JobRepository(session).get(job_id)
         if job is None:
             raise NotFoundError(f"Job {job_id} does not exist.")
@@ -168,7 +168,7 @@ class JobScheduler:
 
     async def get_detail(self, job_id: str) -> JobDetail:
         """The job with its attempt history."""
-        async with self.database.session() as session:
+        async with self.database.read_session() as session:
             repo = JobRepository(session)
             job = await repo.get(job_id)
             if job is None:

@@ -317,7 +317,7 @@ class Worker:
             self._free(job.id)
 
     async def _log_lines_of(self, job_id: str) -> int:
-        async with self.database.session() as session:
+        async with self.database.read_session() as session:
             _, total = await JobRepository(session).events_page(
                 job_id, types=[EventType.LOG.value], limit=1, offset=0
             )
@@ -382,7 +382,7 @@ class Worker:
         return [job_id for job_id, r in self._running.items() if r.task and r.task.done()]
 
     async def _recover_dead_local_workers(self) -> None:
-        async with self.database.session() as session:
+        async with self.database.read_session() as session:
             worker_ids = await JobRepository(session).running_worker_ids()
         dead = [w for w in worker_ids if w != self.worker_id and _is_dead_local_worker(w)]
         if dead:
