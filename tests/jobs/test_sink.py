@@ -184,6 +184,25 @@ async def test_close_without_anything_writes_nothing() -> None:
     assert recorder.writes == []
 
 
+async def test_progress_from_another_thread_arrives_and_the_last_one_wins() -> None:
+    recorder = Recorder()
+    sink = sink_for(recorder)
+
+    def report() -> None:
+        for n in range(1, 101):
+            sink.progress(ProgressUpdate(n / 100, f"step {n}"))
+
+    await asyncio.wait_for(asyncio.to_thread(report), WAIT)
+    await handed_over()
+    await asyncio.wait_for(sink.close(), WAIT)
+
+    progress = [p for p, _ in recorder.writes if p is not None]
+    assert progress[-1] == ProgressUpdate(1.0, "step 100")
+    assert recorder.peak_in_flight == 1
+    fractions = [data["fraction"] for kind, data in recorder.events if kind == EventType.PROGRESS]
+    assert fractions == sorted(fractions), "an older update was written after a newer one"
+
+
 async def test_lines_from_threads_keep_each_threads_order() -> None:
     recorder = Recorder()
     sink = sink_for(recorder)
