@@ -113,12 +113,14 @@ class RawClient:
 
 
 async def submit_all(
-    port: int, task: str, jobs: int, concurrency: int
+    port: int, task: str, jobs: int, concurrency: int, rate: float | None = None
 ) -> tuple[list[str], list[float], float]:
     ids: list[str] = []
     latencies: list[float] = []
     remaining = jobs
     path = f"/api/v1/tasks/{task}/$execute"
+
+    began = time.perf_counter()
 
     async def sender() -> None:
         nonlocal remaining
@@ -126,6 +128,10 @@ async def submit_all(
         try:
             while remaining > 0:
                 remaining -= 1
+                if rate:
+                    # Paced: request number k leaves at k / rate seconds (an open loop).
+                    due = began + (jobs - remaining - 1) / rate
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
                 started = time.perf_counter()
                 status, body = await client.post_json(path, b"{}")
                 latencies.append(time.perf_counter() - started)
@@ -135,7 +141,6 @@ async def submit_all(
         finally:
             await client.close()
 
-    began = time.perf_counter()
     await asyncio.gather(*(sender() for _ in range(concurrency)))
     return ids, latencies, time.perf_counter() - began
 
@@ -175,7 +180,9 @@ def ts(value: object) -> float:
 
 
 async def run_round(base: str, port: int, args: argparse.Namespace, pid: int, number: int) -> None:
-    ids, latencies, submit_seconds = await submit_all(port, args.task, args.jobs, args.concurrency)
+    ids, latencies, submit_seconds = await submit_all(
+        port, args.task, args.jobs, args.concurrency, args.rate
+    )
     await wait_all_terminal(base, timeout=600)
     jobs = await fetch_jobs(base, set(ids))
     statuses = {str(job["status"]) for job in jobs}
@@ -202,6 +209,9 @@ async def main() -> None:
     parser.add_argument("--max-concurrency", type=int, default=8, help="server job concurrency")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--task", default="noop")
+    parser.add_argument(
+        "--rate", type=float, default=None, help="pace submissions at this many per second"
+    )
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     args = parser.parse_args()
 
@@ -213,7 +223,9 @@ async def main() -> None:
         try:
             print(
                 f"taskexec throughput: {args.jobs} x {args.rounds} '{args.task}' jobs, "
-                f"{args.concurrency} concurrent requests, max_concurrency {args.max_concurrency}, "
+                f"{args.concurrency} concurrent requests"
+                f"{f' paced at {args.rate:g}/s' if args.rate else ''}, "
+                f"max_concurrency {args.max_concurrency}, "
                 f"{url.split(':')[0]}; server RSS at start {rss_mib(proc.pid):.1f} MiB"
             )
             for number in range(1, args.rounds + 1):
