@@ -5,7 +5,7 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +25,17 @@ from app.jobs.schemas import AttemptRead, JobDetail, JobRead
 from app.tasks.registry import TaskRegistry
 
 logger = logging.getLogger(__name__)
+
+
+class SubmitOptions(TypedDict, total=False):
+    """Per-job overrides of a task's registered options."""
+
+    priority: int | None
+    delay: float | None
+    run_at: datetime | None
+    timeout: float | None
+    retries: int | None
+    idempotency_key: str | None
 
 
 class JobScheduler:
@@ -55,30 +66,15 @@ class JobScheduler:
         self,
         task_name: str,
         params: dict[str, Any] | None = None,
-        *,
-        priority: int | None = None,
-        delay: float | None = None,
-        run_at: datetime | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - the job's run limit
-        retries: int | None = None,
-        idempotency_key: str | None = None,
+        **options: Unpack[SubmitOptions],
     ) -> JobRead:
         """Validate `params` against the task and queue a job.
 
-        Options left as None come from the task's registration. Raises `NotFoundError` for an
-        unknown task, `ValidationFailedError` for bad params (nothing invalid is queued), and
-        `ConflictError` when `idempotency_key` names a job with other params.
+        Options left out (or None) come from the task's registration. Raises `NotFoundError`
+        for an unknown task, `ValidationFailedError` for bad params (nothing invalid is
+        queued), and `ConflictError` when `idempotency_key` names a job with other params.
         """
-        job, _ = await self.enqueue(
-            task_name,
-            params,
-            priority=priority,
-            delay=delay,
-            run_at=run_at,
-            timeout=timeout,
-            retries=retries,
-            idempotency_key=idempotency_key,
-        )
+        job, _ = await self.enqueue(task_name, params, **options)
         return job
 
     async def enqueue(
@@ -86,13 +82,8 @@ class JobScheduler:
         task_name: str,
         params: dict[str, Any] | None = None,
         *,
-        priority: int | None = None,
-        delay: float | None = None,
-        run_at: datetime | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - the job's run limit
-        retries: int | None = None,
-        idempotency_key: str | None = None,
         request_id: str | None = None,
+        **options: Unpack[SubmitOptions],
     ) -> tuple[JobRead, bool]:
         """`submit`, also telling whether a job was created (False: an idempotent replay)."""
         definition = self.registry.find(task_name)
@@ -101,23 +92,26 @@ class JobScheduler:
         params = params or {}
         definition.validate_params(params)
         request_hash = _request_hash(task_name, params)
+        priority, retries = options.get("priority"), options.get("retries")
+        delay, run_at = options.get("delay"), options.get("run_at")
+        timeout, idempotency_key = options.get("timeout"), options.get("idempotency_key")
         if idempotency_key is not None:
             existing = await self._replay(idempotency_key, request_hash)
             if existing is not None:
                 return existing, False
-        options = definition.options
+        defaults = definition.options
         now = utcnow()
         job = Job(
             id=new_id(),
             task_name=task_name,
             status=JobStatus.PENDING,
             params=params,
-            priority=options.priority if priority is None else priority,
+            priority=defaults.priority if priority is None else priority,
             run_at=run_at or now + timedelta(seconds=delay or 0.0),
             created_at=now,
             attempts=0,
-            max_attempts=(options.retries if retries is None else retries) + 1,
-            timeout_seconds=options.timeout if timeout is None else timeout,
+            max_attempts=(defaults.retries if retries is None else retries) + 1,
+            timeout_seconds=defaults.timeout if timeout is None else timeout,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
             event_seq=1,
