@@ -27,7 +27,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host or settings.host,
         port=args.port if args.port is not None else settings.port,
         log_level=settings.log_level.lower(),
-        log_config=uvicorn_log_config(settings.log_level, settings.log_format),
+        log_config=uvicorn_log_config(settings.log_level),
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
     )
     return 0

@@ -1,9 +1,9 @@
 """Cap request bodies without reading an oversized one into memory."""
 
-import json
-
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import problem
 
 
 class BodyTooLargeError(HTTPException):
@@ -15,19 +15,6 @@ class BodyTooLargeError(HTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"The request body exceeds the limit of {limit} bytes.")
-
-
-def _problem_body(limit: int, path: str) -> bytes:
-    return json.dumps(
-        {
-            "type": "urn:taskexec:problem:payload_too_large",
-            "title": "Request body too large",
-            "status": 413,
-            "detail": f"The request body exceeds the limit of {limit} bytes.",
-            "code": "payload_too_large",
-            "instance": path,
-        }
-    ).encode()
 
 
 class BodyLimitMiddleware:
@@ -43,7 +30,7 @@ class BodyLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await self._reject(scope, send)
+            await self._reject(scope, receive, send)
             return
 
         received = 0
@@ -69,22 +56,18 @@ class BodyLimitMiddleware:
         except BodyTooLargeError:
             if started:
                 raise
-            await self._reject(scope, send)
+            await self._reject(scope, receive, send)
 
-    async def _reject(self, scope: Scope, send: Send) -> None:
-        body = _problem_body(self.max_bytes, scope.get("path", ""))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(
+            413,
+            "payload_too_large",
+            "Request body too large",
+            f"The request body exceeds the limit of {self.max_bytes} bytes.",
+            instance=scope.get("path", ""),
+            headers={"Connection": "close"},
         )
-        await send({"type": "http.response.body", "body": body})
+        await response(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:

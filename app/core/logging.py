@@ -87,7 +87,7 @@ def configure_logging(level: str, fmt: str = "text") -> None:
     root.setLevel(level.upper())
 
 
-def uvicorn_log_config(level: str, fmt: str) -> dict[str, Any]:
+def uvicorn_log_config(level: str) -> dict[str, Any]:
     """uvicorn's loggers through the same handler (so access lines are JSON too)."""
     return {
         "version": 1,

@@ -133,20 +133,15 @@ class JobRepository:
         """
         if not job_ids:
             return set(), set()
-        await self.session.execute(
-            update(Job)
+        rows = await self.session.execute(
+            update(JOBS)
             .where(
-                Job.id.in_(job_ids),
-                Job.worker_id == worker_id,
-                Job.status.in_(ACTIVE),
+                JOBS.c.id.in_(job_ids),
+                JOBS.c.worker_id == worker_id,
+                JOBS.c.status.in_(ACTIVE),
             )
             .values(lease_expires_at=lease_until)
-            .execution_options(synchronize_session=False)
-        )
-        rows = await self.session.execute(
-            select(Job.id, Job.cancel_requested_at).where(
-                Job.id.in_(job_ids), Job.worker_id == worker_id, Job.status.in_(ACTIVE)
-            )
+            .returning(JOBS.c.id, JOBS.c.cancel_requested_at)
         )
         held: set[str] = set()
         canceled: set[str] = set()
