@@ -13,7 +13,6 @@ RUN groupadd --system --gid 10001 taskexec \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app ./app
-COPY migrations ./migrations
 RUN pip install . && rm -rf /src
 
 # A new named volume copies this directory's ownership, so the non-root user can write to it.

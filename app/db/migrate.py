@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
 
-import migrations
+from app import migrations
 
 
 def alembic_config(database_url: str) -> Config:

@@ -36,9 +36,10 @@ _OWN_LOGGERS = (
             "runtime",
             "main",
             "cli",
+            "migrations",
         )
     ),
-    *("sqlalchemy", "aiosqlite", "asyncpg", "asyncio", "uvicorn", "migrations", "alembic"),
+    *("sqlalchemy", "aiosqlite", "asyncpg", "asyncio", "uvicorn", "alembic"),
 )
 _formatter = logging.Formatter()
 
