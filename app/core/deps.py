@@ -14,17 +14,17 @@ if TYPE_CHECKING:
     from app.jobs.scheduler import JobScheduler
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
 
-def get_scheduler(request: Request) -> "JobScheduler":
+async def get_scheduler(request: Request) -> "JobScheduler":
     scheduler: JobScheduler = request.app.state.scheduler
     return scheduler
 
@@ -37,7 +37,7 @@ async def get_read_session(
         yield session
 
 
-def get_page(
+async def get_page(
     settings: Annotated[Settings, Depends(get_settings)],
     limit: LimitQuery = None,
     offset: OffsetQuery = 0,
