@@ -1,0 +1,79 @@
+"""`Client`, `AsyncClient` and the core they both run cannot drift apart, and the client is
+released with the server's version."""
+
+import inspect
+import tomllib
+import typing
+from collections.abc import AsyncIterator, Iterator
+from importlib.metadata import version
+
+import pytest
+
+import taskexec_client
+from taskexec_client import AsyncClient, Client
+from taskexec_client.core import Core
+from tests.e2e.conftest import REPO_ROOT
+
+OPERATIONS = [
+    "tasks",
+    "task",
+    "submit",
+    "submit_many",
+    "run",
+    "get",
+    "jobs",
+    "wait",
+    "result",
+    "cancel",
+    "logs",
+    "events",
+    "artifact",
+]
+
+
+def public_methods(cls: type) -> set[str]:
+    return {name for name, _ in inspect.getmembers(cls, inspect.isfunction) if name[0] != "_"}
+
+
+def test_both_clients_offer_exactly_the_core_operations() -> None:
+    operations = set(OPERATIONS)
+    assert public_methods(Client) - {"close"} == operations
+    assert public_methods(AsyncClient) - {"aclose"} == operations
+    assert operations <= public_methods(Core)
+
+
+@pytest.mark.parametrize("name", OPERATIONS)
+def test_each_method_has_the_core_parameters(name: str) -> None:
+    core = inspect.signature(getattr(Core, name)).parameters
+    for cls in (Client, AsyncClient):
+        params = inspect.signature(getattr(cls, name)).parameters
+        assert list(params) == list(core), f"{cls.__name__}.{name}"
+        for param, expected in zip(params.values(), core.values(), strict=True):
+            assert (param.kind, param.default) == (expected.kind, expected.default), param
+            assert param.annotation == expected.annotation, f"{cls.__name__}.{name}({param})"
+
+
+@pytest.mark.parametrize("name", OPERATIONS)
+def test_each_method_returns_what_its_flow_returns(name: str) -> None:
+    flow = typing.get_type_hints(getattr(Core, name))["return"]
+    value = typing.get_args(flow)[0]  # Flow[T] = Generator[Command, Outcome, T]
+    sync = typing.get_type_hints(getattr(Client, name))["return"]
+    asynchronous = typing.get_type_hints(getattr(AsyncClient, name))["return"]
+    if name in ("events", "logs"):
+        item = typing.get_args(value)[1]  # Stream[E] yields Command | E
+        assert sync == Iterator[item]
+        assert asynchronous == AsyncIterator[item]
+        assert not inspect.iscoroutinefunction(getattr(AsyncClient, name))
+    else:
+        value = typing.get_args(flow)[2]
+        assert sync == value
+        assert asynchronous == value
+        assert inspect.iscoroutinefunction(getattr(AsyncClient, name))
+
+
+def test_the_client_has_the_server_version() -> None:
+    with (REPO_ROOT / "pyproject.toml").open("rb") as file:
+        server = tomllib.load(file)["project"]["version"]
+    assert taskexec_client.__version__ == server
+    assert version("taskexec-client") == server
+    assert version("taskexec") == server
