@@ -10,8 +10,8 @@ class TcpProxy:
     """Forwards each connection to `127.0.0.1:upstream_port`.
 
     `cut()` drops every open connection; `stop()` also stops listening (new connections are
-    refused) and `start()` listens again on the same port. `requests` keeps the first bytes a
-    client sent on each connection (the head of an HTTP request).
+    refused) and `start()` listens again on the same port. `requests` keeps what clients sent,
+    chunk by chunk (each small HTTP request arrives as one chunk).
     """
 
     def __init__(self, upstream_port: int) -> None:
@@ -60,13 +60,11 @@ class TcpProxy:
             self._spawn(self._pump, upstream, client, False)
 
     def _pump(self, source: socket.socket, target: socket.socket, record: bool) -> None:
-        first = record
         try:
             while data := source.recv(65536):
-                if first:
+                if record:
                     with self._lock:
                         self.requests.append(data)
-                    first = False
                 target.sendall(data)
         except OSError:
             pass

@@ -61,8 +61,9 @@ def test_each_method_returns_what_its_flow_returns(name: str) -> None:
     asynchronous = typing.get_type_hints(getattr(AsyncClient, name))["return"]
     if name in ("events", "logs"):
         item = typing.get_args(value)[1]  # Stream[E] yields Command | E
-        assert sync == Iterator[item]
-        assert asynchronous == AsyncIterator[item]
+        assert (typing.get_origin(sync), typing.get_args(sync)) == (Iterator, (item,))
+        assert typing.get_origin(asynchronous) is AsyncIterator
+        assert typing.get_args(asynchronous) == (item,)
         assert not inspect.iscoroutinefunction(getattr(AsyncClient, name))
     else:
         value = typing.get_args(flow)[2]

@@ -18,6 +18,7 @@ from taskexec_client import (
     NotFound,
     RetryPolicy,
     ServerUnavailable,
+    TaskexecError,
     Unauthorized,
     ValidationFailed,
 )
@@ -25,8 +26,9 @@ from taskexec_client.core import Core
 from taskexec_client.protocol import Command, Outcome, Send, Sleep
 from taskexec_client.sse import SSEDecoder
 
-JOB = {
-    "id": "01M8KA5HR2NMKESH1Y16DDXJCW",
+JOB_ID = "01M8KA5HR2NMKESH1Y16DDXJCW"
+JOB: dict[str, Any] = {
+    "id": JOB_ID,
     "task_name": "add",
     "status": "pending",
     "params": {"a": 1},
@@ -79,9 +81,9 @@ def test_a_read_retries_503_for_as_long_as_retry_after_asks_then_succeeds() -> N
         problem(503, "database_unavailable"),
         answer(200, JOB),
     ]
-    commands, job = drive(core().get(JOB["id"]), outcomes)
+    commands, job = drive(core().get(JOB_ID), outcomes)
     sleeps = [c.seconds for c in commands if isinstance(c, Sleep)]
-    assert job.id == JOB["id"]
+    assert job.id == JOB_ID
     assert len(sleeps) == 2
     assert 2.0 <= sleeps[0] <= 2.2  # Retry-After, plus at most 10 % jitter
     assert 0 <= sleeps[1] <= 0.2  # no Retry-After: full jitter up to backoff * 2
@@ -95,11 +97,11 @@ def test_every_retried_status_and_connection_error_is_retried() -> None:
         answer(504),
         answer(200, JOB),
     ]
-    assert run(core(attempts=5).get(JOB["id"]), outcomes).id == JOB["id"]
+    assert run(core(attempts=5).get(JOB_ID), outcomes).id == JOB_ID
 
 
 def test_retries_stop_after_the_policy_attempts_with_server_unavailable() -> None:
-    flow = core(attempts=3).get(JOB["id"])
+    flow = core(attempts=3).get(JOB_ID)
     with pytest.raises(ServerUnavailable) as caught:
         run(flow, [problem(503, "database_unavailable")] * 3)
     assert caught.value.status == 503
@@ -115,7 +117,7 @@ def test_unreachable_server_raises_connection_failed_after_the_attempts() -> Non
 
 def test_a_retry_after_longer_than_backoff_max_is_not_waited_for() -> None:
     with pytest.raises(ServerUnavailable):
-        run(core().get(JOB["id"]), [answer(503, None, **{"Retry-After": "3600"})])
+        run(core().get(JOB_ID), [answer(503, None, **{"Retry-After": "3600"})])
 
 
 def test_submit_sends_one_generated_idempotency_key_on_every_retry() -> None:
@@ -123,15 +125,16 @@ def test_submit_sends_one_generated_idempotency_key_on_every_retry() -> None:
     outcomes: list[Outcome] = [
         httpx.ReadTimeout("no answer"),
         problem(503, "database_unavailable"),
-        answer(202, {"job_id": JOB["id"], "message": "ok"}),
+        answer(202, {"job_id": JOB_ID, "message": "ok"}),
         answer(200, JOB),
     ]
     commands, job = drive(flow, outcomes)
-    assert job.id == JOB["id"]
+    assert job.id == JOB_ID
     posts = [c.call for c in commands if isinstance(c, Send) and c.call.method == "POST"]
     assert len(posts) == 3
     keys = {call.headers["Idempotency-Key"] for call in posts}
-    assert len(keys) == 1 and len(keys.pop()) >= 32
+    assert len(keys) == 1
+    assert len(keys.pop()) >= 32
     assert posts[0].json == {"params": {"a": 1}, "priority": 3}
 
 
@@ -145,7 +148,7 @@ def test_two_submits_get_different_keys_and_a_given_key_is_kept() -> None:
 
 def test_cancel_is_not_repeated_after_a_connection_dropped_mid_request() -> None:
     with pytest.raises(ConnectionFailed):
-        run(core().cancel(JOB["id"]), [httpx.ReadError("reset")])
+        run(core().cancel(JOB_ID), [httpx.ReadError("reset")])
 
 
 def test_cancel_is_repeated_when_it_surely_was_not_sent_or_not_processed() -> None:
@@ -154,12 +157,12 @@ def test_cancel_is_repeated_when_it_surely_was_not_sent_or_not_processed() -> No
         problem(503, "database_unavailable"),
         answer(200, {**JOB, "status": "canceled"}),
     ]
-    assert run(core().cancel(JOB["id"]), outcomes).status == "canceled"
+    assert run(core().cancel(JOB_ID), outcomes).status == "canceled"
 
 
 def test_cancel_is_not_repeated_after_a_502() -> None:
     with pytest.raises(ServerUnavailable):
-        run(core().cancel(JOB["id"]), [answer(502)])
+        run(core().cancel(JOB_ID), [answer(502)])
 
 
 @pytest.mark.parametrize(
@@ -171,9 +174,11 @@ def test_cancel_is_not_repeated_after_a_502() -> None:
         (problem(409, "conflict"), Conflict),
     ],
 )
-def test_problem_answers_become_typed_errors(response: httpx.Response, kind: type) -> None:
+def test_problem_answers_become_typed_errors(
+    response: httpx.Response, kind: type[TaskexecError]
+) -> None:
     with pytest.raises(kind) as caught:
-        run(core().get(JOB["id"]), [response])
+        run(core().get(JOB_ID), [response])
     assert type(caught.value) is kind
     assert caught.value.detail == f"{response.json()['code']} detail"
     assert caught.value.status == response.status_code
@@ -189,12 +194,12 @@ def test_validation_failed_carries_the_per_field_errors() -> None:
 
 def test_an_error_without_a_problem_body_still_has_its_status() -> None:
     with pytest.raises(NotFound, match="HTTP 404") as caught:
-        run(core().get(JOB["id"]), [httpx.Response(404, text="<html>nope</html>")])
+        run(core().get(JOB_ID), [httpx.Response(404, text="<html>nope</html>")])
     assert caught.value.code is None
 
 
 def test_wait_long_polls_with_the_round_and_a_read_timeout_that_covers_it() -> None:
-    flow = Core(RetryPolicy(), wait_round=20).wait(JOB["id"])
+    flow = Core(RetryPolicy(), wait_round=20).wait(JOB_ID)
     done = {**JOB, "status": "completed", "result": "A1"}
     commands, job = drive(flow, [answer(200, JOB), answer(200, done)])
     assert job.status == "completed"
@@ -208,7 +213,7 @@ def test_sse_decoder_follows_the_event_stream_rules() -> None:
     lines = [
         ": ping",
         "event: progress",
-        "data: {\"a\":",
+        'data: {"a":',
         "data:1}",
         "id: 7",
         "retry: 1000",
