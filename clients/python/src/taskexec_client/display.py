@@ -3,7 +3,7 @@
 import json
 from typing import Any, TextIO
 
-from taskexec_client.models import Job, JobEvent, LogLine, TaskInfo
+from taskexec_client.models import TERMINAL_STATUSES, Job, JobEvent, LogLine, TaskInfo
 
 BAR_WIDTH = 24
 
@@ -85,7 +85,8 @@ class ProgressDisplay:
             return f"{self.job_id} {self.status} {self.message}".rstrip()
         filled = round(self.fraction * BAR_WIDTH)
         bar = "#" * filled + "." * (BAR_WIDTH - filled)
-        return f"[{bar}] {self.fraction:4.0%} {self.message}".rstrip()
+        line = f"[{bar}] {self.fraction:4.0%} {self.message}".rstrip()
+        return f"{line} ({self.status})" if self.status in TERMINAL_STATUSES else line
 
     def _clear(self) -> None:
         if self.live and self._drawn:
