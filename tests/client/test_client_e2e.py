@@ -12,6 +12,7 @@ from taskexec_client import (
     JobFailed,
     JobNotFinished,
     NotFound,
+    Unauthorized,
     ValidationFailed,
     WaitTimeout,
 )
@@ -173,3 +174,21 @@ async def test_async_client_does_the_same(live_server: ServerProcess, tmp_path: 
         assert await client.result(job.id) == {"steps": 2}
         lines = [line.message async for line in client.logs(job.id)]
         assert lines == ["first step", "last step"]
+
+
+def test_url_and_api_key_come_from_the_environment(
+    server_factory: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = server_factory(
+        env={"TASKEXEC_TASK_MODULES": TASK_MODULES, "TASKEXEC_API_KEYS": "s3cret"}
+    )
+    with Client(server.base_url, retry=fast_retries()) as anonymous, pytest.raises(Unauthorized):
+        anonymous.tasks()
+    with Client(server.base_url, api_key="wrong") as wrong, pytest.raises(Unauthorized):
+        wrong.get(UNKNOWN_ID)
+
+    monkeypatch.setenv("TASKEXEC_URL", server.base_url)
+    monkeypatch.setenv("TASKEXEC_API_KEY", "s3cret")
+    with Client() as client:
+        assert client.base_url == server.base_url
+        assert client.run("add", {"a": 1, "b": 1}, timeout=30) == {"sum": 2}
