@@ -1,16 +1,19 @@
 """`Client`, `AsyncClient` and the core they both run cannot drift apart, and the client is
 released with the server's version."""
 
+import ast
 import inspect
+import textwrap
 import tomllib
 import typing
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from importlib.metadata import version
+from typing import Any
 
 import pytest
 
 import taskexec_client
-from taskexec_client import AsyncClient, Client
+from taskexec_client import AsyncClient, Client, _io
 from taskexec_client.core import Core
 from tests.e2e.conftest import REPO_ROOT
 
@@ -78,3 +81,43 @@ def test_the_client_has_the_server_version() -> None:
     assert taskexec_client.__version__ == server
     assert version("taskexec-client") == server
     assert version("taskexec") == server
+
+
+ASYNC_TO_SYNC = [
+    ("async def ", "def "),
+    ("await ", ""),
+    ("AsyncDriver", "SyncDriver"),
+    ("httpx.AsyncClient", "httpx.Client"),
+    ("AsyncIterator", "Iterator"),
+    (".aread()", ".read()"),
+    (".aclose()", ".close()"),
+    ("aiter_lines", "iter_lines"),
+    ("anext(", "next("),
+    ("asyncio.sleep", "time.sleep"),
+]
+
+
+def test_the_async_driver_is_the_sync_driver_with_awaits() -> None:
+    source = inspect.getsource(_io.AsyncDriver)
+    for old, new in ASYNC_TO_SYNC:
+        source = source.replace(old, new)
+    assert source == inspect.getsource(_io.SyncDriver)
+
+
+def body(function: Callable[..., Any]) -> str:
+    """A method's code without its docstring and comments."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    definition = tree.body[0]
+    assert isinstance(definition, ast.FunctionDef | ast.AsyncFunctionDef)
+    statements = definition.body
+    if isinstance(statements[0], ast.Expr) and isinstance(statements[0].value, ast.Constant):
+        statements = statements[1:]
+    return "\n".join(ast.unparse(statement) for statement in statements)
+
+
+@pytest.mark.parametrize("name", OPERATIONS)
+def test_each_async_method_runs_the_same_flow_as_the_sync_one(name: str) -> None:
+    sync = body(getattr(Client, name))
+    asynchronous = body(getattr(AsyncClient, name)).replace("await ", "")
+    assert asynchronous.replace("AsyncDriver", "SyncDriver") == sync
+    assert f"self._core.{name}(" in sync
