@@ -9,7 +9,7 @@ export TASKEXEC_TEST_POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:543
 
 install: .venv/bin/python
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev]" -e clients/python
 
 serve: install
 	$(PY) -m app serve
