@@ -29,6 +29,9 @@ class TaskOptionsRead(BaseModel):
     max_concurrency: int | None
     priority: int
     description: str | None
+    max_worker_losses: int | None = Field(
+        description="Times a job is re-queued after its worker died (null: the service default)."
+    )
 
 
 class TaskInfo(BaseModel):

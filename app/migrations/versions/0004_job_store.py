@@ -1,0 +1,38 @@
+"""Worker losses: how often a job's worker died, and how often it may before the job fails.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-29
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0004"
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(
+            sa.Column("worker_losses", sa.Integer(), nullable=False, server_default=sa.text("0"))
+        )
+        batch.add_column(
+            sa.Column(
+                "max_worker_losses", sa.Integer(), nullable=False, server_default=sa.text("3")
+            )
+        )
+    # The server defaults only fill existing rows; the store sets the values.
+    with op.batch_alter_table("jobs") as batch:
+        batch.alter_column("worker_losses", server_default=None)
+        batch.alter_column("max_worker_losses", server_default=None)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("max_worker_losses")
+        batch.drop_column("worker_losses")
