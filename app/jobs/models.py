@@ -86,8 +86,9 @@ class JobAttempt(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
-# The claim query walks this index: eligible pending jobs, highest priority first, then oldest.
-Index("ix_jobs_claim", Job.status, Job.priority.desc(), Job.run_at, Job.id)
+# The claim query walks this index: eligible pending jobs, highest priority first, then oldest;
+# it carries the task name so a worker skips tasks it lacks without reading the rows.
+Index("ix_jobs_claim", Job.status, Job.priority.desc(), Job.run_at, Job.id, Job.task_name)
 
 
 class JobEvent(Base):

@@ -19,6 +19,10 @@ from app.jobs.runner import Outcome
 from app.jobs.store import AttemptEnd
 from app.tasks.registry import TaskDefinition
 
+# SQLSTATE classes of errors about the values written: 22 data exception (e.g. 22P05, a NUL
+# in JSONB), 23 integrity constraint violation. Anything else may pass with a retry.
+DATA_SQLSTATE_CLASSES = frozenset({"22", "23"})
+
 
 def retry_policy(definition: TaskDefinition | None) -> RetryPolicy | None:
     if definition is None:
@@ -50,16 +54,38 @@ def decide(
 def unstorable_reason(exc: BaseException) -> str | None:
     """Why the database refused the written values, or None when the failure is not about the
     data (a lost connection, a database that is down: worth retrying)."""
-    if isinstance(exc, DataError | IntegrityError):
-        orig = exc.orig
-        return f"{type(orig).__name__}: {str(orig).splitlines()[0] if str(orig) else ''}".strip()
+    if isinstance(exc, DataError | IntegrityError) or (
+        isinstance(exc, DBAPIError) and _sqlstate(exc)[:2] in DATA_SQLSTATE_CLASSES
+    ):
+        cause = _root(exc)
+        first_line = str(cause).splitlines()[0] if str(cause) else ""
+        return f"{type(cause).__name__}: {first_line}"
     if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
         # Failed while binding parameters, before anything reached the database.
-        cause = exc.orig
-        return f"{type(cause).__name__}: {cause}"
+        return f"{type(exc.orig).__name__}: {exc.orig}"
     if isinstance(exc, TypeError | ValueError):
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+def _root(exc: BaseException) -> BaseException:
+    """The driver's own exception under SQLAlchemy's wrappers."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
+def _sqlstate(exc: BaseException) -> str:
+    """The PostgreSQL SQLSTATE anywhere in the exception's chain ("" when there is none)."""
+    current: BaseException | None = exc
+    for _ in range(10):  # a chain of wrappers, never a cycle
+        if current is None:
+            break
+        state = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(state, str):
+            return state
+        current = current.__cause__ or getattr(current, "orig", None)
+    return ""
 
 
 def not_storable_end(end: AttemptEnd, reason: str) -> AttemptEnd:

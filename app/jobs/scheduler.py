@@ -3,6 +3,7 @@
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypedDict, Unpack
@@ -10,7 +11,7 @@ from typing import Any, TypedDict, Unpack
 from sqlalchemy.exc import IntegrityError
 
 from app.core.clock import new_id, utcnow
-from app.core.errors import ConflictError, NotFoundError
+from app.core.errors import ConflictError, NotFoundError, ValidationFailedError
 from app.core.logging import context_value
 from app.core.metrics import Metrics
 from app.db.database import Database
@@ -126,6 +127,70 @@ class JobScheduler:
             return replay, False
         return JobRead.from_job(job), True
 
+    async def enqueue_many(
+        self,
+        task_name: str,
+        items: Sequence[tuple[dict[str, Any], SubmitOptions]],
+        *,
+        request_id: str | None = None,
+    ) -> list[JobRead]:
+        """Queue one job per item (params, options) in one transaction, all or nothing.
+
+        Every item is validated first: one bad item is a `ValidationFailedError` whose errors
+        name it by index (`items.3.params.x`) and nothing is queued. An item whose idempotency
+        key names an existing job (with the same request) returns that job; the same key on
+        two items of the batch is one job.
+        """
+        definition = self.definition(task_name)
+        for attempt in range(2):
+            prepared = await self._prepare_many(definition, items, request_id)
+            new = list({p.job.id: p.job for p in prepared if p.replay is None}.values())
+            try:
+                if new:
+                    await self.store.queue(new)
+            except IntegrityError:
+                # A concurrent request took one of the keys: read the batch's keys again.
+                if attempt == 1 or all(p.job.idempotency_key is None for p in prepared):
+                    raise
+                continue
+            return [p.replay or JobRead.from_job(p.job) for p in prepared]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _prepare_many(
+        self,
+        definition: TaskDefinition,
+        items: Sequence[tuple[dict[str, Any], SubmitOptions]],
+        request_id: str | None,
+    ) -> list[_Prepared]:
+        prepared: list[_Prepared] = []
+        errors: list[dict[str, Any]] = []
+        by_key: dict[str, _Prepared] = {}
+        for index, (params, options) in enumerate(items):
+            try:
+                item = await self.prepare(definition, params, request_id=request_id, **options)
+            except ValidationFailedError as exc:
+                errors += [
+                    {**error, "loc": ["items", str(index), *error["loc"]]}
+                    for error in exc.errors or []
+                ]
+                continue
+            key = item.job.idempotency_key
+            earlier = by_key.get(key) if key is not None else None
+            if earlier is not None:
+                if earlier.job.request_hash != item.job.request_hash:
+                    raise ConflictError(
+                        f"Idempotency key {key!r} is used by two items of the batch with "
+                        f"different params (item {index})."
+                    )
+                item = earlier
+            elif key is not None:
+                by_key[key] = item
+            prepared.append(item)
+        if errors:
+            detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)
+            raise ValidationFailedError(f"Invalid batch items: {detail}", errors=errors)
+        return prepared
+
     def definition(self, task_name: str) -> TaskDefinition:
         """The task's definition; `NotFoundError` for a task this registry lacks."""
         definition = self.registry.find(task_name)
@@ -164,7 +229,6 @@ class JobScheduler:
             timeout_seconds=defaults.timeout if timeout is None else timeout,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
-            event_seq=1,
             worker_losses=0,
             max_worker_losses=(
                 self.max_worker_losses

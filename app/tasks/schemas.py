@@ -77,6 +77,26 @@ class ExecuteRequest(BaseModel):
         return self
 
 
+class ExecuteManyItem(ExecuteRequest):
+    """One job of a batch: its params and the same per-job options as `$execute`."""
+
+
+class ExecuteManyRequest(BaseModel):
+    """Body of `$execute-many`: one item per job, from 1 to `TASKEXEC_MAX_BATCH` items."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[ExecuteManyItem] = Field(
+        min_length=1, examples=[[{"params": {"name": "Alice"}}, {"params": {"name": "Bob"}}]]
+    )
+
+
+class ExecuteManyAccepted(BaseModel):
+    """Every item was queued (or, under an idempotency key, found): job ids in item order."""
+
+    job_ids: list[str]
+
+
 class ExecuteAccepted(BaseModel):
     """A job was queued."""
 

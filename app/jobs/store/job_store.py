@@ -144,6 +144,8 @@ class JobStore:
 async def queue_in(session: AsyncSession, batches: Sequence[Sequence[Job]]) -> list[Effects]:
     """Insert each batch of new jobs with their `created` events and one NOTIFY."""
     jobs = [job for batch in batches for job in batch]
+    for job in jobs:
+        job.event_seq = 1  # the `created` event below
     await session.execute(insert(JOBS), [job_row(job) for job in jobs])
     await insert_events(
         session,

@@ -1,4 +1,5 @@
-"""Worker losses: how often a job's worker died, and how often it may before the job fails.
+"""Worker losses: how often a job's worker died, and how often it may before the job fails;
+the claim index carries the task name (workers claim only the tasks they have).
 
 Revision ID: 0004
 Revises: 0003
@@ -30,9 +31,16 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
         batch.alter_column("worker_losses", server_default=None)
         batch.alter_column("max_worker_losses", server_default=None)
+    _claim_index(["status", sa.literal_column("priority DESC"), "run_at", "id", "task_name"])
 
 
 def downgrade() -> None:
+    _claim_index(["status", sa.literal_column("priority DESC"), "run_at", "id"])
     with op.batch_alter_table("jobs") as batch:
         batch.drop_column("max_worker_losses")
         batch.drop_column("worker_losses")
+
+
+def _claim_index(columns: list[str | sa.ColumnElement[str]]) -> None:
+    op.drop_index("ix_jobs_claim", table_name="jobs")
+    op.create_index("ix_jobs_claim", "jobs", columns)
