@@ -19,6 +19,7 @@ from app.core.logging import bind
 from app.core.metrics import Metrics
 from app.db.batching import BatchWriter
 from app.db.database import Database
+from app.jobs.bounds import Bounds
 from app.jobs.context import JobContext, ProgressUpdate
 from app.jobs.events import EventBus, EventType, append_events
 from app.jobs.limits import ConcurrencyLimits, claim_jobs
@@ -32,7 +33,7 @@ from app.jobs.outcomes import (
     should_retry,
 )
 from app.jobs.repository import JobRepository
-from app.jobs.runner import Outcome, error_record, run_task
+from app.jobs.runner import Executors, Outcome, error_record, run_task, runs_in_process
 from app.jobs.sink import JobEventSink, current_sink, install_log_capture
 from app.tasks.registry import TaskDefinition, TaskRegistry
 
@@ -52,6 +53,8 @@ class WorkerConfig:
     retention_batch: int = 500
     retention_interval: float = 60.0
     max_log_lines: int = 1000
+    bounds: Bounds = field(default_factory=Bounds)
+    sync_executor: Executors = "thread"
 
 
 @dataclass(frozen=True)
@@ -65,16 +68,10 @@ class _Running:
     context: JobContext
     definition: TaskDefinition | None
     sink: JobEventSink
+    # Whether cancelling its asyncio task stops the work (async or process tasks).
+    stoppable: bool = False
     task: "asyncio.Task[Outcome] | None" = None
     released: bool = False
-
-    @property
-    def stoppable(self) -> bool:
-        """Whether cancelling its asyncio task stops the work (async or process tasks)."""
-        definition = self.definition
-        return definition is not None and (
-            definition.is_async or definition.options.executor == "process"
-        )
 
 
 def make_worker_id() -> str:
@@ -248,6 +245,7 @@ class Worker:
             asyncio.get_running_loop(),
             functools.partial(self._write_events, job.id),
             max_log_lines=self.config.max_log_lines,
+            bounds=self.config.bounds,
         )
         context = JobContext(
             job_id=job.id,
@@ -257,7 +255,11 @@ class Worker:
             params=job.params,
             on_progress=sink.progress,
         )
-        running = _Running(job, context, self.registry.find(job.task_name), sink)
+        definition = self.registry.find(job.task_name)
+        stoppable = definition is not None and (
+            definition.is_async or runs_in_process(definition, self.config.sync_executor)
+        )
+        running = _Running(job, context, definition, sink, stoppable)
         self._running[job.id] = running
         running.task = asyncio.create_task(self._attempt(running), name=f"job {job.id}")
         finisher = asyncio.create_task(self._finish(running), name=f"finish {job.id}")
@@ -271,7 +273,7 @@ class Worker:
         current_sink.set(running.sink)
         bind(job_id=job.id, task_name=job.task_name, request_id=job.request_id)
         if job.attempts > 1:
-            running.sink.counted_earlier(await self._log_lines_of(job.id))
+            running.sink.counted_earlier(*await self._log_usage_of(job.id))
         if running.definition is None:
             exc = LookupError(f"task {job.task_name!r} is not registered in this worker")
             return Outcome(JobStatus.FAILED, error=error_record(exc), exception=exc)
@@ -283,6 +285,8 @@ class Worker:
             self.database.session,
             self._executor,
             timeout=job.timeout_seconds,
+            bounds=self.config.bounds,
+            default_executor=self.config.sync_executor,
         )
 
     async def _finish(self, running: _Running) -> None:
@@ -316,12 +320,9 @@ class Worker:
             self._recording.pop(job.id, None)
             self._free(job.id)
 
-    async def _log_lines_of(self, job_id: str) -> int:
+    async def _log_usage_of(self, job_id: str) -> tuple[int, int]:
         async with self.database.read_session() as session:
-            _, total = await JobRepository(session).events_page(
-                job_id, types=[EventType.LOG.value], limit=1, offset=0
-            )
-        return total
+            return await JobRepository(session).log_usage(job_id)
 
     def _observe(self, job: Job, definition: TaskDefinition | None, outcome: Outcome) -> None:
         if self.metrics is None:

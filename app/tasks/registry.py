@@ -33,7 +33,8 @@ class TaskOptions(BaseModel):
     max_concurrency: int | None = Field(default=None, ge=1)
     priority: int = 0
     description: str | None = None
-    executor: Literal["thread", "process"] = "thread"
+    # None: the service's default for sync tasks (TASKEXEC_SYNC_EXECUTOR).
+    executor: Literal["thread", "process"] | None = None
 
     @field_validator("retry_on", mode="before")
     @classmethod

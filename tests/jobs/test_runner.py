@@ -4,7 +4,6 @@ import asyncio
 import contextvars
 import math
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -25,10 +24,10 @@ from app.jobs.runner import (
     ResultNotSerializableError,
     backoff_delay,
     error_record,
-    run_task,
     to_json_result,
 )
-from app.tasks.registry import TaskDefinition, TaskRegistry
+from app.tasks.registry import TaskRegistry
+from tests.jobs.helpers import run
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
 
@@ -36,36 +35,6 @@ REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 class Point(BaseModel):
     x: int
     y: int
-
-
-@pytest.fixture
-def executor() -> Iterator[ThreadPoolExecutor]:
-    pool = ThreadPoolExecutor(2, thread_name_prefix="runner-test")
-    try:
-        yield pool
-    finally:
-        pool.shutdown(wait=True)
-
-
-@pytest.fixture
-def context() -> JobContext:
-    return JobContext(job_id=new_id(), task_name="t", attempt=1, max_attempts=1, params={})
-
-
-def no_session() -> AsyncSession:
-    raise AssertionError("a session was opened for a task that did not ask for one")
-
-
-async def run(
-    definition: TaskDefinition,
-    params: dict[str, Any],
-    context: JobContext,
-    executor: ThreadPoolExecutor,
-    *,
-    shared: dict[type[Any], Any] | None = None,
-    session_factory: Any = no_session,
-) -> Outcome:
-    return await run_task(definition, params, context, shared or {}, session_factory, executor)
 
 
 @pytest.mark.parametrize(

@@ -153,7 +153,10 @@ async def test_lines_over_the_cap_are_dropped_and_counted_once() -> None:
     await asyncio.wait_for(sink.close(), WAIT)
 
     assert recorder.messages() == ["line 0", "line 1", "line 2"]
-    assert recorder.events[-1] == ("log_truncated", {"dropped": 5, "kept": 3})
+    assert recorder.events[-1] == (
+        "log_truncated",
+        {"dropped": 5, "kept": 3, "shortened": 0, "dropped_bytes": 30},
+    )
     assert [type_ for type_, _ in recorder.events].count("log_truncated") == 1
 
 
@@ -164,7 +167,9 @@ async def test_a_cap_of_zero_keeps_no_lines() -> None:
     sink.log(record("dropped"))
     await asyncio.wait_for(sink.close(), WAIT)
 
-    assert recorder.events == [("log_truncated", {"dropped": 1, "kept": 0})]
+    assert recorder.events == [
+        ("log_truncated", {"dropped": 1, "kept": 0, "shortened": 0, "dropped_bytes": 7})
+    ]
 
 
 async def test_without_dropped_lines_there_is_no_truncation_note() -> None:
