@@ -108,7 +108,7 @@ def main() -> None:
                         raise SystemExit((workdir / "server.log").read_text())
                     time.sleep(0.1)
                 print(
-                    f"{'scenario':28} {'status':10} {'error type':16} {'db growth':>12} "
+                    f"{'scenario':28} {'status':10} {'error type':20} {'db growth':>12} "
                     f"{'list page':>12}"
                 )
                 for title, task, params in SCENARIOS:
@@ -123,7 +123,7 @@ def main() -> None:
                     page = client.get("/api/v1/jobs", params={"limit": 50})
                     error = (job.get("error") or {}).get("type", "-")
                     print(
-                        f"{title:28} {job['status']:10} {error:16} {grown / MIB:9.2f} MiB "
+                        f"{title:28} {job['status']:10} {error:20} {grown / MIB:9.2f} MiB "
                         f"{len(page.content) / MIB:9.3f} MiB"
                     )
                 print(f"database files in total: {db_bytes(db) / MIB:.2f} MiB")

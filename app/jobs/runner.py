@@ -23,7 +23,7 @@ from app.jobs.process import ProcessTaskError, run_in_process
 from app.tasks.registry import TaskDefinition
 
 DEFAULT_BOUNDS = Bounds()
-Executors = Literal["thread", "process"]
+ExecutorName = Literal["thread", "process"]
 
 
 class ResultNotSerializableError(TypeError):
@@ -89,7 +89,7 @@ def to_json_result(value: Any, max_bytes: int | None = None) -> Any:
     return plain
 
 
-def runs_in_process(definition: TaskDefinition, default: Executors = "thread") -> bool:
+def runs_in_process(definition: TaskDefinition, default: ExecutorName = "thread") -> bool:
     """Whether a task runs in a child process: its own `executor=` option wins; otherwise
     `default` (`TASKEXEC_SYNC_EXECUTOR`) applies to the sync tasks a process can run: not
     generators, no injected parameters, and a function a child can import by name."""
@@ -145,7 +145,7 @@ async def run_task(
     timeout: float | None = None,  # noqa: ASYNC109 - the attempt's limit, enforced per executor
     *,
     bounds: Bounds = DEFAULT_BOUNDS,
-    default_executor: Executors = "thread",
+    default_executor: ExecutorName = "thread",
 ) -> Outcome:
     """Run one attempt and describe how it ended.
 

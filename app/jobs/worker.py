@@ -33,7 +33,7 @@ from app.jobs.outcomes import (
     should_retry,
 )
 from app.jobs.repository import JobRepository
-from app.jobs.runner import Executors, Outcome, error_record, run_task, runs_in_process
+from app.jobs.runner import ExecutorName, Outcome, error_record, run_task, runs_in_process
 from app.jobs.sink import JobEventSink, current_sink, install_log_capture
 from app.tasks.registry import TaskDefinition, TaskRegistry
 
@@ -54,7 +54,7 @@ class WorkerConfig:
     retention_interval: float = 60.0
     max_log_lines: int = 1000
     bounds: Bounds = field(default_factory=Bounds)
-    sync_executor: Executors = "thread"
+    sync_executor: ExecutorName = "thread"
 
 
 @dataclass(frozen=True)

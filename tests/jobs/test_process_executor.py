@@ -127,12 +127,16 @@ async def test_timeout_kills_the_child_process(
         await _assert_process_gone(pid)
 
 
+@pytest.mark.parametrize("chosen_by", ["task", "setting"])
 async def test_cancel_kills_a_running_child_process(
-    client_factory: ClientFactory, registry: type[TaskRegistry], tmp_path: Path
+    client_factory: ClientFactory, registry: type[TaskRegistry], tmp_path: Path, chosen_by: str
 ) -> None:
-    registry.register_function("sleep_with_pid", process_tasks.sleep_with_pid, executor="process")
+    # The process executor, chosen by the task's option or by TASKEXEC_SYNC_EXECUTOR.
+    options = {"executor": "process"} if chosen_by == "task" else {}
+    registry.register_function("sleep_with_pid", process_tasks.sleep_with_pid, **options)
     pid_file = tmp_path / "child.pid"
-    async with client_factory() as client:
+    settings = {"sync_executor": "process"} if chosen_by == "setting" else {}
+    async with client_factory(**settings) as client:
         job_id = await execute(client, "sleep_with_pid", {"pid_file": str(pid_file)})
         pid = await _read_pid(pid_file, job_id, client)
         response = await client.post(f"/api/v1/jobs/{job_id}/$cancel")
