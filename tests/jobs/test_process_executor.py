@@ -132,7 +132,7 @@ async def test_cancel_kills_a_running_child_process(
     client_factory: ClientFactory, registry: type[TaskRegistry], tmp_path: Path, chosen_by: str
 ) -> None:
     # The process executor, chosen by the task's option or by TASKEXEC_SYNC_EXECUTOR.
-    options = {"executor": "process"} if chosen_by == "task" else {}
+    options: dict[str, Any] = {"executor": "process"} if chosen_by == "task" else {}
     registry.register_function("sleep_with_pid", process_tasks.sleep_with_pid, **options)
     pid_file = tmp_path / "child.pid"
     settings = {"sync_executor": "process"} if chosen_by == "setting" else {}
