@@ -68,14 +68,19 @@ def truncate_middle(text: str, limit: int) -> str:
 
     For tracebacks and log lines: the start says what happened, the end where it was raised.
     """
+    return cut_middle(text, limit)[0]
+
+
+def cut_middle(text: str, limit: int) -> tuple[str, int]:
+    """`truncate_middle`, and the number of bytes of `text` it left out."""
     if len(text) <= limit // 4 or utf8_size(text) <= limit:
-        return text
+        return text, 0
     total = utf8_size(text)
     room = max(0, limit - len(_marker(total).encode()) - 2)
     head = _prefix(text, room - room // 2)
     tail = _suffix(text, room // 2)
     dropped = total - utf8_size(head) - utf8_size(tail)
-    return f"{head}\n{_marker(dropped)}\n{tail}"
+    return f"{head}\n{_marker(dropped)}\n{tail}", dropped
 
 
 def _prefix(text: str, size: int) -> str:

@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from app.core.tracebacks import format_exception, redact_paths
-from app.jobs.bounds import Bounds, truncate_head, truncate_middle, utf8_size
+from app.jobs.bounds import Bounds, cut_middle, truncate_head, utf8_size
 from app.jobs.context import ProgressUpdate
 from app.jobs.events import EventType
 
@@ -56,7 +56,8 @@ _formatter = logging.Formatter()
 class _LogLine:
     data: dict[str, Any]
     size: int  # bytes of the stored message
-    cut: int  # bytes cut from the message to fit one line's bound
+    original: int  # bytes of the message as logged
+    cut: int  # bytes of the message left out to fit one line's bound (the marker's count)
 
 
 class JobEventSink:
@@ -98,11 +99,10 @@ class JobEventSink:
         details = self._details(record)
         if details:
             message = f"{message}\n{details}"
-        size = utf8_size(message)
-        message = truncate_middle(message, self._bounds.max_log_line_bytes)
-        stored = utf8_size(message) if size > self._bounds.max_log_line_bytes else size
+        original = utf8_size(message)
+        message, cut = cut_middle(message, self._bounds.max_log_line_bytes)
         data = {"level": record.levelname, "logger": record.name, "message": message}
-        self._call(self._offer_log, _LogLine(data, stored, size - stored))
+        self._call(self._offer_log, _LogLine(data, utf8_size(message), original, cut))
 
     def _details(self, record: logging.LogRecord) -> str:
         """The traceback and stack a record carries, redacted unless paths are exposed."""
@@ -145,7 +145,7 @@ class JobEventSink:
         over_bytes = self._log_bytes + line.size > self._bounds.max_log_bytes
         if self._log_lines >= self._max_log_lines or over_bytes:
             self._dropped += 1
-            self._dropped_bytes += line.size + line.cut
+            self._dropped_bytes += line.original
             return
         self._log_lines += 1
         self._log_bytes += line.size
