@@ -125,11 +125,24 @@ def json_size(value: Any) -> int:
         elif kind is dict:
             size += 2 * len(item) + 1 if item else 2
             for key, member in item.items():
-                size += _string_size(key if type(key) is str else str(key))
+                size += _string_size(key if type(key) is str else _key_text(key))
                 stack.append(member)
         else:
             raise TypeError(f"{kind.__name__} is not a JSON type")
     return size
+
+
+def _key_text(key: Any) -> str:
+    """A non-string key as `json.dumps` writes it; `TypeError` for keys JSON cannot hold."""
+    if key is None or isinstance(key, bool):
+        return {None: "null", True: "true", False: "false"}[key]
+    if isinstance(key, int):
+        return str(key)
+    if isinstance(key, float):
+        if not math.isfinite(key):
+            raise ValueError(f"{key!r} is not valid JSON")
+        return repr(key)
+    raise TypeError(f"a {type(key).__name__} key is not valid JSON")
 
 
 def _string_size(text: str) -> int:

@@ -53,6 +53,14 @@ def test_json_size_rejects_nan_and_infinity(value: Any) -> None:
 def test_json_size_rejects_what_is_not_json() -> None:
     with pytest.raises(TypeError, match="set is not a JSON type"):
         json_size({"a": {1, 2}})
+    with pytest.raises(TypeError, match="a tuple key is not valid JSON"):
+        json_size({(1, 2): 3})
+
+
+def test_json_size_of_keys_json_dumps_converts() -> None:
+    value = {7: "a", 2.5: "b", None: "c", False: "d", "s": "e"}
+    expected = size(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+    assert json_size(value) == expected
 
 
 def test_text_within_the_bound_is_unchanged() -> None:
