@@ -18,10 +18,11 @@ from tests.conftest import ClientFactory
 from tests.helpers import execute, wait_for_job
 from tests.jobs import process_tasks
 
-# A spawned child imports the app package before it runs anything: allow it a few seconds.
-CHILD_START_SECONDS = 15.0
-# Long enough for the child to start and write its pid, short enough to keep the test quick.
-KILL_TIMEOUT = 4.0
+# A spawned child imports the app package before it runs anything: that takes seconds on a
+# busy machine (3-5 s at a load of 10 on 2 cores).
+CHILD_START_SECONDS = 30.0
+# Long enough for the child to start and write its pid on such a machine.
+KILL_TIMEOUT = 12.0
 WAIT_SECONDS = 10.0
 
 
