@@ -7,6 +7,7 @@ from app.artifacts.manager import ArtifactManager
 from app.core.metrics import Metrics
 from app.core.settings import Settings
 from app.db.database import Database
+from app.jobs.bounds import Bounds
 from app.jobs.events import EventBus
 from app.jobs.injectables import Injectables
 from app.jobs.notify import PostgresListener
@@ -71,6 +72,8 @@ async def start_runtime(
                 retention_seconds=settings.retention_seconds,
                 retention_batch=settings.retention_batch,
                 max_log_lines=settings.max_log_lines,
+                bounds=Bounds.from_settings(settings),
+                sync_executor=settings.sync_executor,
             ),
             injectables=Injectables(database, artifacts, scheduler),
             registry=registry,

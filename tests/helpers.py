@@ -1,6 +1,7 @@
 """Small helpers shared by HTTP-level tests."""
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -41,3 +42,39 @@ async def run_to_end(
 ) -> dict[str, Any]:
     """Submit a task, wait for its job to finish, and return the final job."""
     return await wait_for_job(client, await execute(client, task_name, params))
+
+
+async def get_json(client: httpx.AsyncClient, path: str, **params: Any) -> dict[str, Any]:
+    response = await client.get(path, params=params or None)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def log_messages(client: httpx.AsyncClient, job_id: str) -> list[str]:
+    page = await get_json(client, f"/api/v1/jobs/{job_id}/logs", limit=500)
+    return [item["message"] for item in page["items"]]
+
+
+async def events_of(client: httpx.AsyncClient, job_id: str) -> list[dict[str, Any]]:
+    page = await get_json(client, f"/api/v1/jobs/{job_id}/events", limit=500)
+    items: list[dict[str, Any]] = page["items"]
+    return items
+
+
+def parse_sse(text: str) -> list[dict[str, Any]]:
+    """Events of a text/event-stream body: dicts of id, event and decoded data."""
+    events: list[dict[str, Any]] = []
+    fields: dict[str, Any] = {}
+    for line in text.splitlines():
+        if not line:
+            if fields:
+                events.append(fields)
+            fields = {}
+        elif not line.startswith(":"):
+            key, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            fields[key] = json.loads(value) if key == "data" else value
+    if fields:
+        events.append(fields)
+    return events

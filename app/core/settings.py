@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     max_log_lines: int = Field(default=1000, ge=0, le=1_000_000)
     max_worker_losses: int = Field(default=3, ge=0, le=1000)
     max_batch: int = Field(default=1000, ge=1, le=100_000)
+    # Bytes each job may store (UTF-8): over a bound, texts are cut with a marker and a
+    # result fails its job.
+    max_log_line_bytes: int = Field(default=32 * 1024, ge=256)
+    max_log_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    max_result_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_error_message_bytes: int = Field(default=8 * 1024, ge=256)
+    max_traceback_bytes: int = Field(default=64 * 1024, ge=1024)
+    sync_executor: Literal["thread", "process"] = "thread"
     max_wait_seconds: float = Field(default=60.0, gt=0, le=3600)
     page_limit_default: int = Field(default=50, ge=1)
     page_limit_max: int = Field(default=500, ge=1)

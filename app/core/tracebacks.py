@@ -7,8 +7,23 @@ from typing import Any
 _FILE_RE = re.compile(r'File "([^"]+)"')
 
 
+def exception_message(exc: BaseException) -> str:
+    """`str(exc)`, or a placeholder naming what went wrong when `__str__` itself raises."""
+    try:
+        return str(exc)
+    except BaseException as failure:  # any failure of user code becomes text
+        return f"<unprintable {type(exc).__name__}: __str__ raised {type(failure).__name__}>"
+
+
 def format_exception(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(exc))
+    """The traceback of `exc` as text; never raises, whatever the exception does."""
+    try:
+        return "".join(traceback.format_exception(exc))
+    except BaseException as failure:  # a broken exception must not break this
+        return (
+            f"{type(exc).__name__}: {exception_message(exc)}\n"
+            f"(the traceback could not be formatted: {type(failure).__name__})\n"
+        )
 
 
 def redact_paths(text: str) -> str:

@@ -3,12 +3,12 @@
 import asyncio
 import contextlib
 import multiprocessing
-import traceback
+import pickle
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from app.core.tracebacks import format_exception
+from app.core.tracebacks import exception_message, format_exception
 
 
 class ProcessTaskError(Exception):
@@ -31,33 +31,64 @@ class ProcessTaskError(Exception):
         self.original = original
 
 
-def _child_main(fn: Callable[..., Any], kwargs: dict[str, Any], conn: Connection) -> None:
+def _child_main(
+    fn: Callable[..., Any],
+    kwargs: dict[str, Any],
+    conn: Connection,
+    finish: Callable[[Any], Any] | None = None,
+) -> None:
+    """Run the task and send back ("ok", result) or ("error", type, message, traceback,
+    pickled exception or None). Whatever the task raises (`SystemExit` included) is sent."""
     try:
         result = fn(**kwargs)
-    except BaseException as exc:
-        details = (type(exc).__name__, str(exc), format_exception(exc))
-        try:
-            conn.send(("error", *details, exc))
-        except Exception:
-            conn.send(("error", *details, None))
-    else:
-        try:
-            conn.send(("ok", result))
-        except Exception as exc:
-            conn.send(("error", type(exc).__name__, str(exc), traceback.format_exc(), None))
+        if finish is not None:
+            result = finish(result)
+        message: tuple[Any, ...] = ("ok", result)
+    except BaseException as exc:  # the task's sys.exit() must not end the child silently
+        message = _error_message(exc)
+    try:
+        conn.send(message)
+    except Exception as exc:
+        conn.send(_error_message(exc))
     finally:
         conn.close()
 
 
-async def run_in_process(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+def _error_message(exc: BaseException) -> tuple[Any, ...]:
+    try:
+        pickled: bytes | None = pickle.dumps(exc)
+    except Exception:
+        pickled = None
+    return ("error", type(exc).__name__, exception_message(exc), format_exception(exc), pickled)
+
+
+def _unpickle(data: bytes | None) -> BaseException | None:
+    """The child's exception, when it can be rebuilt here (some classes cannot)."""
+    if data is None:
+        return None
+    try:
+        exc = pickle.loads(data)  # noqa: S301 - our own child process wrote it
+    except Exception:
+        return None
+    return exc if isinstance(exc, BaseException) else None
+
+
+async def run_in_process(
+    fn: Callable[..., Any],
+    kwargs: dict[str, Any],
+    finish: Callable[[Any], Any] | None = None,
+) -> Any:
     """Call `fn(**kwargs)` in a fresh spawned process and return its result.
+
+    `finish` (picklable) runs on the result in the child, so a result that cannot be stored
+    is refused there and never crosses the pipe.
 
     Cancelling the awaiting task (timeout or job cancellation) kills the process; it is always
     reaped, even if further cancellations arrive while that happens.
     """
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_child_main, args=(fn, kwargs, sender), daemon=True)
+    process = context.Process(target=_child_main, args=(fn, kwargs, sender, finish), daemon=True)
     loop = asyncio.get_running_loop()
     readable: asyncio.Future[None] = loop.create_future()
     started = loop.run_in_executor(None, process.start)
@@ -78,8 +109,8 @@ async def run_in_process(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
             ) from None
         if message[0] == "ok":
             return message[1]
-        _, type_name, text, child_traceback, original = message
-        raise ProcessTaskError(type_name, text, child_traceback, original)
+        _, type_name, text, child_traceback, pickled = message
+        raise ProcessTaskError(type_name, text, child_traceback, _unpickle(pickled))
     finally:
         await _reap(process, started)
         sender.close()

@@ -108,3 +108,15 @@ class JobRepository:
             select(func.count()).select_from(JobEvent).where(*conditions)
         )
         return list(rows), total or 0
+
+    async def log_usage(self, job_id: str) -> tuple[int, int]:
+        """Log lines stored for the job, and the characters of their messages."""
+        lines, size = (
+            await self.session.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(func.length(JobEvent.data["message"].as_string())), 0),
+                ).where(JobEvent.job_id == job_id, JobEvent.type == "log")
+            )
+        ).one()
+        return int(lines), int(size)

@@ -113,7 +113,11 @@ class JobLogRead(BaseModel):
                 created_at=event.created_at,
                 level="WARNING",
                 logger="taskexec",
-                message=f"log truncated: {data.get('dropped')} more lines were not kept",
+                message=(
+                    f"log truncated: {data.get('dropped')} more lines were not kept, "
+                    f"{data.get('shortened', 0)} lines were shortened "
+                    f"({data.get('dropped_bytes', 0)} bytes left out)"
+                ),
             )
         return cls(
             seq=event.seq,

@@ -3,15 +3,23 @@
 Tasks report from the loop or from their own thread; the sink hands everything to the loop and
 writes it in short transactions, one at a time, so events keep their order. While a write is in
 flight, newer progress updates replace older unwritten ones; log lines are all kept, up to the
-per-job cap, after which one `log_truncated` event says what was dropped.
+per-job caps (lines and bytes), after which one `log_truncated` event says what was dropped.
+
+Everything is bounded before it is queued, in the thread that logged it: a line over
+`max_log_line_bytes` keeps its start and end around a marker, a progress message is cut to
+`max_error_message_bytes`, and server file paths in a logged traceback are redacted unless
+`expose_traceback_paths` is set.
 """
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
+from app.core.tracebacks import format_exception, redact_paths
+from app.jobs.bounds import Bounds, cut_middle, truncate_head, utf8_size
 from app.jobs.context import ProgressUpdate
 from app.jobs.events import EventType
 
@@ -44,6 +52,14 @@ _OWN_LOGGERS = (
 _formatter = logging.Formatter()
 
 
+@dataclasses.dataclass
+class _LogLine:
+    data: dict[str, Any]
+    size: int  # bytes of the stored message
+    original: int  # bytes of the message as logged
+    cut: int  # bytes of the message left out to fit one line's bound (the marker's count)
+
+
 class JobEventSink:
     def __init__(
         self,
@@ -51,13 +67,18 @@ class JobEventSink:
         write: WriteEvents,
         *,
         max_log_lines: int,
+        bounds: Bounds | None = None,
     ) -> None:
         self._loop = loop
         self._write = write
         self._max_log_lines = max_log_lines
-        # The cap is per job: `counted_earlier` adds earlier attempts' lines.
+        self._bounds = bounds or Bounds()
+        # The caps are per job: `counted_earlier` adds earlier attempts' lines and bytes.
         self._log_lines = 0
+        self._log_bytes = 0
         self._dropped = 0
+        self._dropped_bytes = 0
+        self._shortened = 0
         self._progress: ProgressUpdate | None = None
         self._events: Events = []
         self._flusher: asyncio.Task[None] | None = None
@@ -67,15 +88,33 @@ class JobEventSink:
 
     def progress(self, update: ProgressUpdate) -> None:
         """Thread-safe: record a progress update (the `JobContext.progress` callback)."""
+        if update.message is not None:
+            message = truncate_head(update.message, self._bounds.max_error_message_bytes)
+            update = dataclasses.replace(update, message=message)
         self._call(self._offer_progress, update)
 
     def log(self, record: logging.LogRecord) -> None:
-        """Thread-safe: record a log line of the task."""
+        """Thread-safe: record a log line of the task, bounded and without server paths."""
         message = record.getMessage()
-        if record.exc_info:
-            message = f"{message}\n{_formatter.formatException(record.exc_info)}"
+        details = self._details(record)
+        if details:
+            message = f"{message}\n{details}"
+        original = utf8_size(message)
+        message, cut = cut_middle(message, self._bounds.max_log_line_bytes)
         data = {"level": record.levelname, "logger": record.name, "message": message}
-        self._call(self._offer_log, data)
+        self._call(self._offer_log, _LogLine(data, utf8_size(message), original, cut))
+
+    def _details(self, record: logging.LogRecord) -> str:
+        """The traceback and stack a record carries, redacted unless paths are exposed."""
+        parts = []
+        if record.exc_info and record.exc_info[1] is not None:
+            parts.append(format_exception(record.exc_info[1]).rstrip("\n"))
+        elif record.exc_info:
+            parts.append(_formatter.formatException(record.exc_info))
+        if record.stack_info:
+            parts.append(_formatter.formatStack(record.stack_info))
+        text = "\n".join(parts)
+        return text if self._bounds.expose_traceback_paths else redact_paths(text)
 
     def _call(self, fn: Callable[[Any], None], arg: Any) -> None:
         try:
@@ -100,14 +139,20 @@ class JobEventSink:
         self._events.append((EventType.PROGRESS, data))
         self._schedule()
 
-    def _offer_log(self, data: dict[str, Any]) -> None:
+    def _offer_log(self, line: _LogLine) -> None:
         if self._closed:
             return
-        if self._log_lines >= self._max_log_lines:
+        over_bytes = self._log_bytes + line.size > self._bounds.max_log_bytes
+        if self._log_lines >= self._max_log_lines or over_bytes:
             self._dropped += 1
+            self._dropped_bytes += line.original
             return
         self._log_lines += 1
-        self._events.append((EventType.LOG, data))
+        self._log_bytes += line.size
+        if line.cut:
+            self._shortened += 1
+            self._dropped_bytes += line.cut
+        self._events.append((EventType.LOG, line.data))
         self._schedule()
 
     def _schedule(self) -> None:
@@ -123,16 +168,22 @@ class JobEventSink:
             except Exception:
                 logger.warning("could not store job events", exc_info=True)
 
-    def counted_earlier(self, lines: int) -> None:
-        """Count log lines earlier attempts of the job already stored."""
+    def counted_earlier(self, lines: int, size: int = 0) -> None:
+        """Count the log lines (and their bytes) earlier attempts of the job already stored."""
         self._log_lines += lines
+        self._log_bytes += size
 
     async def close(self) -> None:
-        """Write what is pending, including a note of dropped log lines."""
-        if self._dropped:
-            kept = min(self._log_lines, self._max_log_lines)
-            self._events.append((EventType.LOG_TRUNCATED, {"dropped": self._dropped, "kept": kept}))
-            self._dropped = 0
+        """Write what is pending, including a note of dropped and shortened log lines."""
+        if self._dropped or self._shortened:
+            note = {
+                "dropped": self._dropped,
+                "kept": min(self._log_lines, self._max_log_lines),
+                "shortened": self._shortened,
+                "dropped_bytes": self._dropped_bytes,
+            }
+            self._events.append((EventType.LOG_TRUNCATED, note))
+            self._dropped = self._shortened = self._dropped_bytes = 0
             self._schedule()
         self._closed = True
         while self._flusher is not None and not self._flusher.done():

@@ -18,14 +18,15 @@ from app.core.logging import bind
 from app.core.metrics import Metrics
 from app.db.batching import GroupCommit
 from app.db.database import Database
+from app.jobs.bounds import Bounds
 from app.jobs.context import JobContext, ProgressUpdate
-from app.jobs.events import EventBus, EventType
+from app.jobs.events import EventBus
 from app.jobs.injectables import Injectables
 from app.jobs.limits import ConcurrencyLimits
 from app.jobs.models import Job, JobStatus
 from app.jobs.outcomes import decide, not_storable_end, unstorable_reason
 from app.jobs.repository import JobRepository
-from app.jobs.runner import Outcome, error_record, run_task
+from app.jobs.runner import ExecutorName, Outcome, error_record, run_task, runs_in_process
 from app.jobs.sink import JobEventSink, current_sink, install_log_capture
 from app.jobs.store import AfterCommit, AttemptEnd, Effects, JobStore, Recorded
 from app.jobs.worker_ids import is_dead_local_worker, make_worker_id
@@ -47,6 +48,8 @@ class WorkerConfig:
     retention_batch: int = 500
     retention_interval: float = 60.0
     max_log_lines: int = 1000
+    bounds: Bounds = field(default_factory=Bounds)
+    sync_executor: ExecutorName = "thread"
 
 
 @dataclass
@@ -55,16 +58,10 @@ class _Running:
     context: JobContext
     definition: TaskDefinition | None
     sink: JobEventSink
+    # Whether cancelling its asyncio task stops the work (async or process tasks).
+    stoppable: bool = False
     task: "asyncio.Task[Outcome] | None" = None
     released: bool = False
-
-    @property
-    def stoppable(self) -> bool:
-        """Whether cancelling its asyncio task stops the work (async or process tasks)."""
-        definition = self.definition
-        return definition is not None and (
-            definition.is_async or definition.options.executor == "process"
-        )
 
 
 class Worker:
@@ -229,6 +226,7 @@ class Worker:
             asyncio.get_running_loop(),
             functools.partial(self._write_events, job.id),
             max_log_lines=self.config.max_log_lines,
+            bounds=self.config.bounds,
         )
         context = JobContext(
             job_id=job.id,
@@ -238,7 +236,11 @@ class Worker:
             params=job.params,
             on_progress=sink.progress,
         )
-        running = _Running(job, context, self.registry.find(job.task_name), sink)
+        definition = self.registry.find(job.task_name)
+        stoppable = definition is not None and (
+            definition.is_async or runs_in_process(definition, self.config.sync_executor)
+        )
+        running = _Running(job, context, definition, sink, stoppable)
         self._running[job.id] = running
         running.task = asyncio.create_task(self._attempt(running), name=f"job {job.id}")
         finisher = asyncio.create_task(self._finish(running), name=f"finish {job.id}")
@@ -252,7 +254,7 @@ class Worker:
         current_sink.set(running.sink)
         bind(job_id=job.id, task_name=job.task_name, request_id=job.request_id)
         if job.attempts > 1:
-            running.sink.counted_earlier(await self._log_lines_of(job.id))
+            running.sink.counted_earlier(*await self._log_usage_of(job.id))
         if running.definition is None:
             # Registered when it was claimed, gone since (registries are per process).
             exc = LookupError(f"task {job.task_name!r} is not registered in this worker")
@@ -265,6 +267,8 @@ class Worker:
             self.database.session,
             self._executor,
             timeout=job.timeout_seconds,
+            bounds=self.config.bounds,
+            default_executor=self.config.sync_executor,
         )
 
     async def _finish(self, running: _Running) -> None:
@@ -308,12 +312,9 @@ class Worker:
             self._recording.pop(job.id, None)
             self._free(job.id)
 
-    async def _log_lines_of(self, job_id: str) -> int:
+    async def _log_usage_of(self, job_id: str) -> tuple[int, int]:
         async with self.database.read_session() as session:
-            _, total = await JobRepository(session).events_page(
-                job_id, types=[EventType.LOG.value], limit=1, offset=0
-            )
-        return total
+            return await JobRepository(session).log_usage(job_id)
 
     def _free(self, job_id: str) -> None:
         if self._running.pop(job_id, None) is not None:

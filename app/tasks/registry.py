@@ -33,9 +33,10 @@ class TaskOptions(BaseModel):
     max_concurrency: int | None = Field(default=None, ge=1)
     priority: int = 0
     description: str | None = None
-    executor: Literal["thread", "process"] = "thread"
     # Times the job may be re-queued after its worker died; None: the service's setting.
     max_worker_losses: int | None = Field(default=None, ge=0, le=1000)
+    # None: the service's default for sync tasks (TASKEXEC_SYNC_EXECUTOR).
+    executor: Literal["thread", "process"] | None = None
 
     @field_validator("retry_on", mode="before")
     @classmethod

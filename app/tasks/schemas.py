@@ -20,7 +20,10 @@ class ParameterInfo(BaseModel):
 class TaskOptionsRead(BaseModel):
     """Execution options a task was registered with."""
 
-    executor: str
+    executor: str | None = Field(
+        description="Where a sync task runs: 'thread' or 'process'; null for the service's "
+        "default (TASKEXEC_SYNC_EXECUTOR)."
+    )
     retries: int
     retry_backoff: float
     retry_backoff_max: float

@@ -4,13 +4,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from app.artifacts.manager import ArtifactManager
-from app.core.tracebacks import format_exception, redact_paths, redact_run_record
+from app.core.tracebacks import (
+    exception_message,
+    format_exception,
+    redact_paths,
+    redact_run_record,
+)
 from app.db.database import Database
+from app.jobs.context import JobContext
 from app.tasks.registry import TaskRegistry
 from tests.conftest import ClientFactory
-from tests.helpers import run_to_end
+from tests.faulty import Unprintable, unprintable_sync
+from tests.helpers import events_of, get_json, parse_sse, run_to_end
 
 THIS_FILE = str(Path(__file__).resolve())
 THIS_DIR = str(Path(__file__).resolve().parent)
@@ -79,6 +87,35 @@ def test_format_exception_includes_the_full_path() -> None:
     assert text.rstrip().endswith("RuntimeError: kaput")
     assert f'File "{Path(THIS_FILE).name}"' in redact_paths(text)
     assert THIS_DIR not in redact_paths(text)
+
+
+class _Moduleless(type):
+    @property
+    def __module__(cls) -> str:  # type: ignore[override]
+        raise RuntimeError("no module")
+
+
+class Odd(ValueError, metaclass=_Moduleless):
+    """An exception the standard traceback module cannot format."""
+
+
+def test_format_exception_never_raises() -> None:
+    try:
+        raise Odd("strange")
+    except Odd as exc:
+        text = format_exception(exc)
+
+    assert text == "Odd: strange\n(the traceback could not be formatted: RuntimeError)\n"
+
+
+def test_exception_message_of_an_unprintable_exception() -> None:
+    with pytest.raises(Unprintable) as caught:
+        unprintable_sync()
+
+    message = exception_message(caught.value)
+    assert message == "<unprintable Unprintable: __str__ raised RuntimeError>"
+    assert "Unprintable" in format_exception(caught.value)
+    assert exception_message(ValueError("fine")) == "fine"
 
 
 def test_redact_run_record() -> None:
@@ -205,3 +242,64 @@ async def test_successful_run_has_no_traceback(
     assert job["error"] is None
     assert artifact["data"]["error"] is None
     assert artifact["data"]["result"] == "ok"
+
+
+# Tracebacks in log lines ---------------------------------------------------------------------
+
+
+def _register_logging(registry: type[TaskRegistry]) -> None:
+    @registry.register("logs_a_failure")
+    def logs_a_failure(ctx: JobContext) -> str:
+        try:
+            raise ValueError("caught")
+        except ValueError:
+            ctx.logger.exception("could not do it")
+        return "done"
+
+
+async def _logged_tracebacks(client: httpx.AsyncClient) -> list[str]:
+    """The logged line as /logs, /events and $stream show it."""
+    job = await run_to_end(client, "logs_a_failure")
+    assert job["status"] == "completed", job
+    logs = await get_json(client, f"/api/v1/jobs/{job['id']}/logs")
+    events = await events_of(client, job["id"])
+    stream = await client.get(f"/api/v1/jobs/{job['id']}/$stream")
+    streamed = parse_sse(stream.text)
+    shown = [
+        *(item["message"] for item in logs["items"]),
+        *(e["data"]["message"] for e in events if e["type"] == "log"),
+        *(e["data"]["data"]["message"] for e in streamed if e["event"] == "log"),
+    ]
+    assert len(shown) == 3
+    for message in shown:
+        assert message.startswith("could not do it\nTraceback (most recent call last):")
+        assert message.rstrip().endswith("ValueError: caught")
+    return shown
+
+
+async def test_logged_tracebacks_are_shown_without_server_paths(
+    registry: type[TaskRegistry], client_factory: ClientFactory
+) -> None:
+    _register_logging(registry)
+
+    async with client_factory() as client:
+        shown = await _logged_tracebacks(client)
+
+    for message in shown:
+        assert 'File "test_tracebacks.py"' in message
+        assert THIS_DIR not in message
+        for line in message.splitlines():
+            if line.strip().startswith('File "'):
+                assert "/" not in line.split('"')[1], line
+
+
+async def test_logged_tracebacks_show_full_paths_when_configured(
+    registry: type[TaskRegistry], client_factory: ClientFactory
+) -> None:
+    _register_logging(registry)
+
+    async with client_factory(expose_traceback_paths=True) as client:
+        shown = await _logged_tracebacks(client)
+
+    for message in shown:
+        assert f'File "{THIS_FILE}"' in message

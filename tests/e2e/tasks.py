@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from app.tasks.registry import TaskRegistry
+from tests.faulty import FAULTY_TASKS
 
 POLL_SECONDS = 0.01
 
@@ -123,3 +124,7 @@ async def block_retry(release: str, max_wait: float = 30.0) -> dict[str, int]:
     finally:
         peak = RETRY_GAUGE.leave()
     return {"peak": peak}
+
+
+for _name, (_fn, _options) in FAULTY_TASKS.items():
+    TaskRegistry.register_function(_name, _fn, tags=["e2e", "faults"], **_options)

@@ -5,24 +5,28 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.artifacts.manager import ArtifactManager
 from app.artifacts.models import Artifact
 from app.core.clock import new_id, utcnow
 from app.db.database import Database
+from app.jobs.bounds import Bounds
+from app.jobs.context import JobContext
 from app.jobs.events import EventBus
-from app.jobs.injectables import Injectables
+from app.jobs.injectables import Injectables, SessionFactory
 from app.jobs.models import Job, JobStatus
+from app.jobs.runner import DEFAULT_BOUNDS, Outcome, run_task
 from app.jobs.scheduler import JobScheduler
 from app.jobs.worker import Worker, WorkerConfig
-from app.tasks.registry import Registry, TaskRegistry
+from app.tasks.registry import Registry, TaskDefinition, TaskRegistry
 
 WAIT_SECONDS = 15.0
 
@@ -208,3 +212,37 @@ async def scratch_postgres(postgres_url: str) -> AsyncIterator[str]:
         yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
     finally:
         await _admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def no_session() -> AsyncSession:
+    raise AssertionError("a session was opened for a task that did not ask for one")
+
+
+async def run(
+    definition: TaskDefinition,
+    params: dict[str, Any],
+    context: JobContext,
+    executor: ThreadPoolExecutor,
+    *,
+    shared: Injectables | None = None,
+    session_factory: SessionFactory = no_session,
+    bounds: Bounds = DEFAULT_BOUNDS,
+) -> Outcome:
+    """One attempt of `definition` through `run_task`, without a database unless given one."""
+    return await run_task(
+        definition,
+        params,
+        context,
+        shared or unused_injectables(),
+        session_factory,
+        executor,
+        bounds=bounds,
+    )
+
+
+def unused_injectables() -> Injectables:
+    """Injectables for tasks that ask for none (its database is never connected to)."""
+    database = Database("sqlite+aiosqlite://")
+    return Injectables(
+        database, ArtifactManager(database), JobScheduler(database, max_concurrency=1)
+    )

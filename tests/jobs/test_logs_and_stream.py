@@ -2,7 +2,6 @@
 event stream of a finished job (live streaming is tested against a real server in tests/e2e)."""
 
 import asyncio
-import json
 import logging
 import sys
 import threading
@@ -19,7 +18,7 @@ from app.jobs import live
 from app.jobs.context import JobContext
 from app.tasks.registry import TaskRegistry
 from tests.conftest import ClientFactory, build_app, running_client
-from tests.helpers import execute, wait_for_job
+from tests.helpers import events_of, execute, get_json, log_messages, parse_sse, wait_for_job
 
 WAIT = 15.0
 PLAIN_LOGGER = "tests.jobs.live_task"
@@ -57,24 +56,6 @@ def app_factory(database_url: str) -> AppFactory:
         return app, running_client(app)
 
     return factory
-
-
-async def get_json(client: httpx.AsyncClient, path: str, **params: Any) -> dict[str, Any]:
-    response = await client.get(path, params=params or None)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def log_messages(client: httpx.AsyncClient, job_id: str) -> list[str]:
-    page = await get_json(client, f"/api/v1/jobs/{job_id}/logs", limit=500)
-    return [item["message"] for item in page["items"]]
-
-
-async def events_of(client: httpx.AsyncClient, job_id: str) -> list[dict[str, Any]]:
-    page = await get_json(client, f"/api/v1/jobs/{job_id}/events", limit=500)
-    items: list[dict[str, Any]] = page["items"]
-    return items
 
 
 async def until(check: Callable[[], Awaitable[object]], what: str) -> object:
@@ -243,7 +224,9 @@ async def test_log_lines_over_the_cap_are_dropped_with_a_note(
     assert "7" in note["message"]
     assert "truncated" in note["message"]
     truncated = [e for e in events if e["type"] == "log_truncated"]
-    assert [e["data"] for e in truncated] == [{"dropped": 7, "kept": 5}]
+    assert [e["data"] for e in truncated] == [
+        {"dropped": 7, "kept": 5, "shortened": 0, "dropped_bytes": 44}
+    ]
     assert events[-1]["type"] == "completed"
 
 
@@ -266,7 +249,7 @@ async def test_the_log_cap_holds_for_the_whole_job_across_retries(
     assert messages[:5] == [f"attempt 1 line {n}" for n in range(4)] + ["attempt 2 line 0"]
     assert len(messages) == 6
     assert [e["data"] for e in events if e["type"] == "log_truncated"] == [
-        {"dropped": 3, "kept": 5}
+        {"dropped": 3, "kept": 5, "shortened": 0, "dropped_bytes": 48}
     ]
 
 
@@ -561,24 +544,6 @@ async def test_waiting_does_not_poll_the_database(
 
 
 # The event stream of a finished job (in-process responses are read whole)
-
-
-def parse_sse(text: str) -> list[dict[str, Any]]:
-    """Events of a text/event-stream body: dicts of id, event and decoded data."""
-    events: list[dict[str, Any]] = []
-    fields: dict[str, Any] = {}
-    for line in text.splitlines():
-        if not line:
-            if fields:
-                events.append(fields)
-            fields = {}
-        elif not line.startswith(":"):
-            key, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            fields[key] = json.loads(value) if key == "data" else value
-    if fields:
-        events.append(fields)
-    return events
 
 
 async def test_the_stream_of_a_finished_job_replays_every_event_and_ends(

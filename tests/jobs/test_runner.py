@@ -4,7 +4,6 @@ import asyncio
 import contextvars
 import math
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -20,17 +19,17 @@ from app.core.clock import new_id, utcnow
 from app.core.errors import ValidationFailedError
 from app.db.database import Database
 from app.jobs.context import JobCancelledError, JobContext
-from app.jobs.injectables import Injectables, SessionFactory
+from app.jobs.injectables import Injectables
 from app.jobs.models import JobStatus
 from app.jobs.runner import (
     Outcome,
     ResultNotSerializableError,
     error_record,
-    run_task,
     to_json_result,
 )
 from app.jobs.scheduler import JobScheduler
-from app.tasks.registry import TaskDefinition, TaskRegistry
+from app.tasks.registry import TaskRegistry
+from tests.jobs.helpers import run
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
 
@@ -38,46 +37,6 @@ REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 class Point(BaseModel):
     x: int
     y: int
-
-
-@pytest.fixture
-def executor() -> Iterator[ThreadPoolExecutor]:
-    pool = ThreadPoolExecutor(2, thread_name_prefix="runner-test")
-    try:
-        yield pool
-    finally:
-        pool.shutdown(wait=True)
-
-
-@pytest.fixture
-def context() -> JobContext:
-    return JobContext(job_id=new_id(), task_name="t", attempt=1, max_attempts=1, params={})
-
-
-def no_session() -> AsyncSession:
-    raise AssertionError("a session was opened for a task that did not ask for one")
-
-
-async def run(
-    definition: TaskDefinition,
-    params: dict[str, Any],
-    context: JobContext,
-    executor: ThreadPoolExecutor,
-    *,
-    shared: Injectables | None = None,
-    session_factory: SessionFactory = no_session,
-) -> Outcome:
-    return await run_task(
-        definition, params, context, shared or _unused(), session_factory, executor
-    )
-
-
-def _unused() -> Injectables:
-    """Injectables for tasks that ask for none (its database is never connected to)."""
-    database = Database("sqlite+aiosqlite://")
-    return Injectables(
-        database, ArtifactManager(database), JobScheduler(database, max_concurrency=1)
-    )
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from app.jobs.bounds import Bounds
 from app.jobs.context import ProgressUpdate
 from app.jobs.events import EventType
 from app.jobs.sink import JobEventSink, JobLogHandler, current_sink, install_log_capture
@@ -153,7 +154,10 @@ async def test_lines_over_the_cap_are_dropped_and_counted_once() -> None:
     await asyncio.wait_for(sink.close(), WAIT)
 
     assert recorder.messages() == ["line 0", "line 1", "line 2"]
-    assert recorder.events[-1] == ("log_truncated", {"dropped": 5, "kept": 3})
+    assert recorder.events[-1] == (
+        "log_truncated",
+        {"dropped": 5, "kept": 3, "shortened": 0, "dropped_bytes": 30},
+    )
     assert [type_ for type_, _ in recorder.events].count("log_truncated") == 1
 
 
@@ -164,7 +168,9 @@ async def test_a_cap_of_zero_keeps_no_lines() -> None:
     sink.log(record("dropped"))
     await asyncio.wait_for(sink.close(), WAIT)
 
-    assert recorder.events == [("log_truncated", {"dropped": 1, "kept": 0})]
+    assert recorder.events == [
+        ("log_truncated", {"dropped": 1, "kept": 0, "shortened": 0, "dropped_bytes": 7})
+    ]
 
 
 async def test_without_dropped_lines_there_is_no_truncation_note() -> None:
@@ -410,3 +416,58 @@ def test_install_log_capture_keeps_a_level_set_by_the_author() -> None:
     finally:
         root.handlers[:] = saved_handlers
         task_logger.setLevel(saved_level)
+
+
+def failure_record() -> logging.LogRecord:
+    try:
+        raise ValueError("caught here")
+    except ValueError:
+        exc_info = sys.exc_info()
+    return logging.LogRecord("user.task", logging.ERROR, __file__, 1, "failed", None, exc_info)
+
+
+@pytest.mark.parametrize("expose", [False, True])
+async def test_logged_tracebacks_keep_server_paths_only_when_exposed(expose: bool) -> None:
+    recorder = Recorder()
+    sink = JobEventSink(
+        asyncio.get_running_loop(),
+        recorder,
+        max_log_lines=10,
+        bounds=Bounds(expose_traceback_paths=expose),
+    )
+
+    sink.log(failure_record())
+    await asyncio.wait_for(sink.close(), WAIT)
+
+    [message] = recorder.messages()
+    assert message.startswith("failed\nTraceback (most recent call last):")
+    assert message.endswith("ValueError: caught here")
+    assert (f'File "{__file__}"' in message) is expose
+    assert ('File "test_sink.py"' in message) is not expose
+
+
+async def test_a_long_line_keeps_its_start_and_end_and_is_noted() -> None:
+    recorder = Recorder()
+    sink = JobEventSink(
+        asyncio.get_running_loop(),
+        recorder,
+        max_log_lines=10,
+        bounds=Bounds(max_log_line_bytes=300, max_log_bytes=10_000),
+    )
+
+    sink.log(record("start" + "x" * 5000 + "end"))
+    await asyncio.wait_for(sink.close(), WAIT)
+
+    [message] = recorder.messages()
+    assert len(message.encode()) <= 300
+    assert message.startswith("startxxx")
+    assert message.endswith("xxxend")
+    assert "… [truncated " in message
+    note = recorder.events[-1]
+    assert note[0] == "log_truncated"
+    assert note[1] == {
+        "dropped": 0,
+        "kept": 1,
+        "shortened": 1,
+        "dropped_bytes": int(message.split("… [truncated ")[1].split(" bytes]")[0]),
+    }

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from app.jobs.context import JobContext
 from app.tasks.registry import TaskRegistry
+from tests.faulty import FAULTY_TASKS
 
 POLL_SECONDS = 0.02
 
@@ -76,6 +77,8 @@ def register_tasks(registry: type[TaskRegistry]) -> None:
     registry.register_function("pg_nap", nap, tags=["postgres"])
     registry.register_function("pg_quick", quick, tags=["postgres"])
     registry.register_function("pg_limited", limited, tags=["postgres"], max_concurrency=LIMIT)
+    for name, (fn, options) in FAULTY_TASKS.items():
+        registry.register_function(f"pg_{name}", fn, tags=["postgres", "faults"], **options)
 
 
 register_tasks(TaskRegistry)
