@@ -9,6 +9,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from app.core.clock import ULID_PATTERN
 from app.core.deps import DatabaseDep, PageDep, ReadSessionDep, SettingsDep, get_scheduler
 from app.core.errors import BadRequestError
+from app.core.inputs import MAX_EVENT_NUMBER, NO_NUL_PATTERN
 from app.core.pagination import Page
 from app.core.settings import Settings
 from app.jobs.events import EventType
@@ -43,9 +44,11 @@ def _event_number(last_event_id: str | None) -> int:
     try:
         number = int(last_event_id)
     except ValueError:
-        raise BadRequestError("Last-Event-ID must be an event number.") from None
-    if number < 0:
-        raise BadRequestError("Last-Event-ID must be an event number.")
+        number = -1
+    if not 0 <= number <= MAX_EVENT_NUMBER:
+        raise BadRequestError(
+            f"Last-Event-ID must be an event number from 0 to {MAX_EVENT_NUMBER}."
+        )
     return number
 
 
@@ -54,7 +57,7 @@ async def list_jobs(
     session: ReadSessionDep,
     page: PageDep,
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
-    task: Annotated[str | None, Query(max_length=200)] = None,
+    task: Annotated[str | None, Query(max_length=200, pattern=NO_NUL_PATTERN)] = None,
 ) -> Page[JobRead]:
     """Jobs, newest first, optionally filtered by status and task name."""
     jobs, total = await JobRepository(session).list_page(
@@ -119,7 +122,9 @@ async def stream_start(
     job_id: JobId,
     scheduler: Scheduler,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    after: Annotated[int | None, Query(ge=0, description="Resume after this event.")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_EVENT_NUMBER, description="Resume after this event.")
+    ] = None,
 ) -> int:
     """Check the job and the resume point before the stream's 200 is sent."""
     await scheduler.get(job_id.upper())

@@ -8,6 +8,7 @@ from app.artifacts.manager import ArtifactManager
 from app.artifacts.schemas import shown
 from app.core.deps import SettingsDep, get_scheduler
 from app.core.errors import BadRequestError, NotFoundError
+from app.core.inputs import require_json_body
 from app.core.settings import Settings
 from app.jobs.router import WaitQuery, check_wait
 from app.jobs.scheduler import JobScheduler
@@ -49,12 +50,14 @@ async def get_task(name: TaskName) -> TaskInfo:
     "/{name}/$execute",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ExecuteAccepted | ExecuteFinished,
+    dependencies=[Depends(require_json_body)],
     responses={
         200: {"description": "Finished within `?wait=`.", "model": ExecuteFinished},
         400: {"description": "Missing, unknown or wrong-typed params (one entry per problem)."},
         404: {"description": "Unknown task."},
         409: {"description": "Idempotency key already used with other params."},
         413: {"description": "Body over the size limit."},
+        415: {"description": "A body that is not `application/json`."},
     },
 )
 async def execute_task(
