@@ -58,9 +58,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     overrides: dict[str, object] = {"auto_migrate": False}
     if args.no_worker:
         overrides["run_worker"] = False
+    # Tasks first: a module that cannot be imported stops the command before any change.
+    app = create_app(settings.model_copy(update=overrides))
     if settings.auto_migrate:
         _run_migration(upgrade, settings.database_url, "head")
-    app = create_app(settings.model_copy(update=overrides))
     protocol = GuardedHttpToolsProtocol.with_limits(
         EdgeLimits(
             max_header_bytes=settings.http_max_header_bytes,

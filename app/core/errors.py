@@ -20,6 +20,8 @@ class AppError(Exception):
     status: int = 500
     code: str = "internal_error"
     title: str = "Internal server error"
+    # Response headers the error always carries (e.g. a 401's challenge).
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail)
@@ -104,7 +106,13 @@ def _validation_entries(exc: RequestValidationError) -> list[dict[str, Any]]:
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(AppError, exc)
     return problem(
-        exc.status, exc.code, exc.title, exc.detail, instance=request.url.path, errors=exc.errors
+        exc.status,
+        exc.code,
+        exc.title,
+        exc.detail,
+        instance=request.url.path,
+        errors=exc.errors,
+        headers=exc.headers,
     )
 
 

@@ -4,7 +4,7 @@ import json
 import os
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidatorFunctionWrapHandler, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -53,6 +53,18 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("api_keys", mode="wrap")
+    @classmethod
+    def _keys_or_nothing(cls, value: object, handler: ValidatorFunctionWrapHandler) -> object:
+        """Fail closed: a value that is set but names no key must not turn auth off."""
+        keys = handler(value)
+        if not keys and value not in ("", [], None):
+            raise ValueError(
+                f"{value!r} names no key; give comma-separated keys, or leave it empty to "
+                "turn authentication off"
+            )
+        return keys
 
     @field_validator("tag_limits", mode="before")
     @classmethod
