@@ -7,7 +7,7 @@ OpenAPI security schemes (so Swagger UI offers its Authorize button), and a 401 
 
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from fastapi import Depends
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -34,7 +34,7 @@ UNAUTHORIZED_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 class UnauthorizedError(AppError):
     status, code, title = 401, "unauthorized", "Unauthorized"
-    headers = {"WWW-Authenticate": f'Bearer realm="{REALM}"'}
+    headers: ClassVar[dict[str, str] | None] = {"WWW-Authenticate": f'Bearer realm="{REALM}"'}
 
 
 def api_key_dependency(

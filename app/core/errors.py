@@ -1,7 +1,7 @@
 """Error types and their one rendering: RFC 9457 `application/problem+json`."""
 
 import logging
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,7 +21,7 @@ class AppError(Exception):
     code: str = "internal_error"
     title: str = "Internal server error"
     # Response headers the error always carries (e.g. a 401's challenge).
-    headers: dict[str, str] | None = None
+    headers: ClassVar[dict[str, str] | None] = None
 
     def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail)
@@ -61,7 +61,7 @@ def problem(
     *,
     instance: str | None = None,
     errors: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
+    headers: ClassVar[dict[str, str] | None] = None,
 ) -> JSONResponse:
     """Build one problem+json response."""
     body: dict[str, Any] = {
