@@ -61,7 +61,7 @@ def problem(
     *,
     instance: str | None = None,
     errors: list[dict[str, Any]] | None = None,
-    headers: ClassVar[dict[str, str] | None] = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """Build one problem+json response."""
     body: dict[str, Any] = {
