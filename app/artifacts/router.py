@@ -10,7 +10,7 @@ from app.artifacts.schemas import ArtifactRead, shown
 from app.core.clock import ULID_PATTERN
 from app.core.deps import PageDep, ReadSessionDep, SettingsDep
 from app.core.errors import NotFoundError
-from app.core.pagination import Page
+from app.core.pagination import PAGING_NOTE, Page
 from app.core.settings import Settings
 
 router = APIRouter(prefix="/api/v1/artifacts", tags=["Artifacts"])
@@ -24,7 +24,11 @@ def _read(artifact: Artifact, settings: Settings) -> ArtifactRead:
     )
 
 
-@router.get("", response_model=Page[ArtifactRead])
+@router.get(
+    "",
+    response_model=Page[ArtifactRead],
+    description=f"Artifacts, newest first, optionally only those of one job. {PAGING_NOTE}",
+)
 async def list_artifacts(
     session: ReadSessionDep,
     settings: SettingsDep,
@@ -33,7 +37,11 @@ async def list_artifacts(
 ) -> Page[ArtifactRead]:
     """Artifacts, newest first, optionally only those of one job."""
     rows, total = await ArtifactRepository(session).list_page(
-        job_id=job_id.upper() if job_id else None, limit=page.limit, offset=page.offset
+        job_id=job_id.upper() if job_id else None,
+        limit=page.limit,
+        offset=page.offset,
+        max_bytes=page.max_bytes,
+        count_max=page.count_max,
     )
     return Page(
         items=[_read(row, settings) for row in rows],

@@ -42,9 +42,15 @@ def get_page(
     limit: LimitQuery = None,
     offset: OffsetQuery = 0,
 ) -> PageParams:
-    """`limit` defaults to the configured size and is capped at the configured maximum."""
+    """`limit` defaults to the configured size and is capped at the configured maximum; the
+    byte budget and the count bound come from settings."""
     size = settings.page_limit_default if limit is None else limit
-    return PageParams(limit=min(size, settings.page_limit_max), offset=offset)
+    return PageParams(
+        limit=min(size, settings.page_limit_max),
+        offset=offset,
+        max_bytes=settings.page_max_bytes,
+        count_max=settings.page_count_max,
+    )
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     max_wait_seconds: float = Field(default=60.0, gt=0, le=3600)
     page_limit_default: int = Field(default=50, ge=1)
     page_limit_max: int = Field(default=500, ge=1)
+    page_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    page_count_max: int = Field(default=10_000, ge=1)
     expose_traceback_paths: bool = False
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"

@@ -7,6 +7,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.pagination import stored_bytes, within_budget
 from app.db.base import JSONType, UTCDateTime, table_of
 from app.jobs.models import (
     ACTIVE_STATUSES,
@@ -48,18 +49,48 @@ class JobRepository:
         ).one_or_none()
 
     async def list_page(
-        self, *, status: str | None, task_name: str | None, limit: int, offset: int
+        self,
+        *,
+        status: str | None,
+        task_name: str | None,
+        limit: int,
+        offset: int,
+        max_bytes: int | None = None,
+        count_max: int | None = None,
     ) -> tuple[list[Job], int]:
+        """Newest first, at most `limit` jobs and (when given) `max_bytes` of their big
+        columns, at least one; the total counts at most `count_max` jobs past the page."""
         conditions = []
         if status is not None:
             conditions.append(Job.status == status)
         if task_name is not None:
             conditions.append(Job.task_name == task_name)
-        rows = await self.session.scalars(
-            select(Job).where(*conditions).order_by(Job.id.desc()).limit(limit).offset(offset)
+        dialect = self.session.get_bind().dialect.name
+        size = (
+            stored_bytes(Job.params, dialect)
+            + stored_bytes(Job.error, dialect)
+            + stored_bytes(Job.progress_message, dialect)
         )
-        total = await self.session.scalar(select(func.count()).select_from(Job).where(*conditions))
-        return list(rows), total or 0
+        sized = await self.session.execute(
+            select(Job.id, size)
+            .where(*conditions)
+            .order_by(Job.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        ids = within_budget(sized, max_bytes) if max_bytes else [i for i, _ in sized]
+        jobs = []
+        if ids:
+            jobs = list(
+                await self.session.scalars(
+                    select(Job).where(Job.id.in_(ids)).order_by(Job.id.desc())
+                )
+            )
+        matching = select(Job.id).where(*conditions)
+        if count_max is not None:
+            matching = matching.limit(offset + limit + count_max)
+        total = await self.session.scalar(select(func.count()).select_from(matching.subquery()))
+        return jobs, total or 0
 
     async def claim(
         self, *, worker_id: str, limit: int, now: datetime, lease_until: datetime
@@ -319,18 +350,41 @@ class JobRepository:
         return list(rows)
 
     async def events_page(
-        self, job_id: str, *, types: Collection[str] | None, limit: int, offset: int
+        self,
+        job_id: str,
+        *,
+        types: Collection[str] | None,
+        limit: int,
+        offset: int,
+        max_bytes: int | None = None,
     ) -> tuple[list[JobEvent], int]:
+        """The job's events in order, at most `limit` and (when given) `max_bytes` of their
+        data, at least one; with the exact total."""
         conditions = [JobEvent.job_id == job_id]
         if types is not None:
             conditions.append(JobEvent.type.in_(list(types)))
-        rows = await self.session.scalars(
-            select(JobEvent).where(*conditions).order_by(JobEvent.seq).limit(limit).offset(offset)
+        dialect = self.session.get_bind().dialect.name
+        sized = await self.session.execute(
+            select(JobEvent.seq, stored_bytes(JobEvent.data, dialect))
+            .where(*conditions)
+            .order_by(JobEvent.seq)
+            .limit(limit)
+            .offset(offset)
         )
+        seqs = within_budget(sized, max_bytes) if max_bytes else [n for n, _ in sized]
+        events = []
+        if seqs:
+            events = list(
+                await self.session.scalars(
+                    select(JobEvent)
+                    .where(JobEvent.job_id == job_id, JobEvent.seq.in_(seqs))
+                    .order_by(JobEvent.seq)
+                )
+            )
         total = await self.session.scalar(
             select(func.count()).select_from(JobEvent).where(*conditions)
         )
-        return list(rows), total or 0
+        return events, total or 0
 
 
 def _row_with_defaults(job: Job) -> dict[str, Any]:

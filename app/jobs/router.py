@@ -10,7 +10,7 @@ from app.core.clock import ULID_PATTERN
 from app.core.deps import DatabaseDep, PageDep, ReadSessionDep, SettingsDep, get_scheduler
 from app.core.errors import BadRequestError
 from app.core.inputs import MAX_EVENT_NUMBER, NO_NUL_PATTERN
-from app.core.pagination import Page
+from app.core.pagination import PAGING_NOTE, Page
 from app.core.settings import Settings
 from app.jobs.events import EventType
 from app.jobs.live import stream_events
@@ -52,7 +52,11 @@ def _event_number(last_event_id: str | None) -> int:
     return number
 
 
-@router.get("", response_model=Page[JobRead])
+@router.get(
+    "",
+    response_model=Page[JobRead],
+    description=f"Jobs, newest first, optionally filtered by status and task name. {PAGING_NOTE}",
+)
 async def list_jobs(
     session: ReadSessionDep,
     page: PageDep,
@@ -61,7 +65,12 @@ async def list_jobs(
 ) -> Page[JobRead]:
     """Jobs, newest first, optionally filtered by status and task name."""
     jobs, total = await JobRepository(session).list_page(
-        status=status_filter, task_name=task, limit=page.limit, offset=page.offset
+        status=status_filter,
+        task_name=task,
+        limit=page.limit,
+        offset=page.offset,
+        max_bytes=page.max_bytes,
+        count_max=page.count_max,
     )
     return Page(
         items=[JobRead.from_job(job) for job in jobs],
@@ -84,14 +93,22 @@ async def get_job(
     return await scheduler.get_detail(job_id.upper())
 
 
-@router.get("/{job_id}/logs", response_model=Page[JobLogRead])
+@router.get(
+    "/{job_id}/logs",
+    response_model=Page[JobLogRead],
+    description=f"Log lines the task wrote while it ran. {PAGING_NOTE}",
+)
 async def list_job_logs(
     job_id: JobId, session: ReadSessionDep, page: PageDep, scheduler: Scheduler
 ) -> Page[JobLogRead]:
     """Log lines the task wrote while it ran (through `JobContext.logger` or `logging`)."""
     await scheduler.get(job_id.upper())
     events, total = await JobRepository(session).events_page(
-        job_id.upper(), types=LOG_TYPES, limit=page.limit, offset=page.offset
+        job_id.upper(),
+        types=LOG_TYPES,
+        limit=page.limit,
+        offset=page.offset,
+        max_bytes=page.max_bytes,
     )
     return Page(
         items=[JobLogRead.from_event(JobEventRead.model_validate(e)) for e in events],
@@ -101,14 +118,18 @@ async def list_job_logs(
     )
 
 
-@router.get("/{job_id}/events", response_model=Page[JobEventRead])
+@router.get(
+    "/{job_id}/events",
+    response_model=Page[JobEventRead],
+    description=f"Everything that happened to the job, in order. {PAGING_NOTE}",
+)
 async def list_job_events(
     job_id: JobId, session: ReadSessionDep, page: PageDep, scheduler: Scheduler
 ) -> Page[JobEventRead]:
     """Everything that happened to the job, in order: state changes, attempts, progress, logs."""
     await scheduler.get(job_id.upper())
     events, total = await JobRepository(session).events_page(
-        job_id.upper(), types=None, limit=page.limit, offset=page.offset
+        job_id.upper(), types=None, limit=page.limit, offset=page.offset, max_bytes=page.max_bytes
     )
     return Page(
         items=[JobEventRead.model_validate(e) for e in events],
