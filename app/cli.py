@@ -67,6 +67,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             max_header_bytes=settings.http_max_header_bytes,
             header_timeout=settings.http_header_timeout_seconds,
             body_timeout=settings.http_body_timeout_seconds,
+            write_timeout=settings.http_write_timeout_seconds,
         )
     )
     config = uvicorn.Config(

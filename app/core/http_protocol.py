@@ -6,7 +6,10 @@ headers or body slowly (only idle keep-alive connections are closed). This proto
 - a cap on the bytes of a request's header block: over it, 431 and the connection is closed;
 - a deadline for the whole header block, from the connection (or the end of the previous
   request) to the blank line: past it, 408 and close (a silent connection is just closed);
-- a deadline for the whole body once the headers are in: past it, 408 and close.
+- a deadline for the whole body once the headers are in: past it, 408 and close;
+- a write timeout: a connection whose writes stay paused that long (the client stopped
+  reading, so the transport's buffer is full) is aborted; its response, e.g. an SSE stream,
+  ends, and the client resumes (`Last-Event-ID`) when it reads again.
 
 The httptools parser is kept (it is uvicorn's fast default); the limits are enforced around
 it, in `data_received` and the parser callbacks.
@@ -27,11 +30,17 @@ class EdgeLimits:
     """The limits a connection is held to (read from settings by `taskexec serve`)."""
 
     def __init__(
-        self, *, max_header_bytes: int, header_timeout: float, body_timeout: float
+        self,
+        *,
+        max_header_bytes: int,
+        header_timeout: float,
+        body_timeout: float,
+        write_timeout: float,
     ) -> None:
         self.max_header_bytes = max_header_bytes
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
+        self.write_timeout = write_timeout
 
 
 def problem_bytes(status: int, code: str, title: str, detail: str) -> bytes:
@@ -54,7 +63,9 @@ def problem_bytes(status: int, code: str, title: str, detail: str) -> bytes:
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """`HttpToolsProtocol` that enforces `limits` (see the module docstring)."""
 
-    limits = EdgeLimits(max_header_bytes=65536, header_timeout=10.0, body_timeout=30.0)
+    limits = EdgeLimits(
+        max_header_bytes=65536, header_timeout=10.0, body_timeout=30.0, write_timeout=30.0
+    )
 
     def __init__(
         self,
@@ -68,6 +79,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._header_bytes = 0
         self._bytes_seen = False
         self._timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
 
     @classmethod
     def with_limits(cls, limits: EdgeLimits) -> type["GuardedHttpToolsProtocol"]:
@@ -80,7 +92,30 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timer()
+        self.resume_writing()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(
+                self.limits.write_timeout, self._write_timed_out
+            )
+
+    def resume_writing(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+        if self.flow is not None:
+            super().resume_writing()
+
+    def _write_timed_out(self) -> None:
+        self._write_timer = None
+        self.logger.info(
+            "client did not read for %g s; closing its connection", self.limits.write_timeout
+        )
+        # Not close(): that would wait for the buffer to drain, which is what never happens.
+        self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         if self._in_headers:

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     http_max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     http_header_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
     http_body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    http_write_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     run_worker: bool = True
     worker_processes: int = Field(default=1, ge=1, le=256)
     poll_interval: float = Field(default=1.0, gt=0)

@@ -340,12 +340,31 @@ class JobRepository:
         )
         return int(getattr(result, "rowcount", 0))
 
-    async def events_after(self, job_id: str, *, after: int, limit: int) -> list[JobEvent]:
-        rows = await self.session.scalars(
-            select(JobEvent)
-            .where(JobEvent.job_id == job_id, JobEvent.seq > after)
+    async def events_after(
+        self, job_id: str, *, after: int, limit: int, max_bytes: int | None = None
+    ) -> list[JobEvent]:
+        """Events after `after`, in order: at most `limit` and (when given) `max_bytes` of
+        their data, at least one."""
+        conditions = [JobEvent.job_id == job_id, JobEvent.seq > after]
+        if max_bytes is None:
+            rows = await self.session.scalars(
+                select(JobEvent).where(*conditions).order_by(JobEvent.seq).limit(limit)
+            )
+            return list(rows)
+        dialect = self.session.get_bind().dialect.name
+        sized = await self.session.execute(
+            select(JobEvent.seq, stored_bytes(JobEvent.data, dialect))
+            .where(*conditions)
             .order_by(JobEvent.seq)
             .limit(limit)
+        )
+        seqs = within_budget(sized, max_bytes)
+        if not seqs:
+            return []
+        rows = await self.session.scalars(
+            select(JobEvent)
+            .where(JobEvent.job_id == job_id, JobEvent.seq.in_(seqs))
+            .order_by(JobEvent.seq)
         )
         return list(rows)
 

@@ -157,12 +157,17 @@ async def stream_job(
     job_id: JobId,
     scheduler: Scheduler,
     database: DatabaseDep,
+    settings: SettingsDep,
     start: Annotated[int, Depends(stream_start)],
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-Sent Events of the job: each event as it happens, from the start or after
     `Last-Event-ID` (or `?after=`), ending after the terminal event. Disconnecting does not
-    cancel the job."""
-    async for event in stream_events(database, scheduler.bus, job_id.upper(), start):
+    cancel the job. A client that stops reading is disconnected after
+    `TASKEXEC_HTTP_WRITE_TIMEOUT_SECONDS`; it resumes with `Last-Event-ID`."""
+    events = stream_events(
+        database, scheduler.bus, job_id.upper(), start, max_bytes=settings.page_max_bytes
+    )
+    async for event in events:
         yield ServerSentEvent(
             id=str(event.seq), event=event.type, data=event.model_dump(mode="json")
         )

@@ -12,12 +12,27 @@ from app.artifacts.repository import ArtifactRepository
 from app.core.clock import utcnow
 from app.db.database import Database
 from app.jobs.models import JobEvent, JobStatus
+from app.jobs.repository import JobRepository
 from tests.conftest import ClientFactory
 from tests.jobs.helpers import insert_job
 
 BUDGET = 64 * 1024
 PAD = 20_000
 COUNT = 10
+
+
+async def _insert_log_events(database: Database, job_id: str) -> None:
+    async with database.transaction() as session:
+        for seq in range(1, COUNT + 1):
+            session.add(
+                JobEvent(
+                    job_id=job_id,
+                    seq=seq,
+                    type="log",
+                    created_at=utcnow(),
+                    data={"level": "INFO", "logger": "t", "message": "m" * PAD},
+                )
+            )
 
 
 async def walk(client: httpx.AsyncClient, path: str) -> list[dict[str, Any]]:
@@ -76,17 +91,7 @@ async def test_event_and_log_pages_stop_at_the_byte_budget(
     client_factory: ClientFactory, database: Database
 ) -> None:
     job = await insert_job(database, status=JobStatus.COMPLETED, event_seq=COUNT)
-    async with database.transaction() as session:
-        for seq in range(1, COUNT + 1):
-            session.add(
-                JobEvent(
-                    job_id=job.id,
-                    seq=seq,
-                    type="log",
-                    created_at=utcnow(),
-                    data={"level": "INFO", "logger": "t", "message": "m" * PAD},
-                )
-            )
+    await _insert_log_events(database, job.id)
     async with client_factory(run_worker=False, page_max_bytes=BUDGET) as client:
         events = await walk(client, f"/api/v1/jobs/{job.id}/events")
         logs = await walk(client, f"/api/v1/jobs/{job.id}/logs")
@@ -115,3 +120,30 @@ async def test_the_openapi_tells_how_to_continue(client: httpx.AsyncClient, path
     schema = (await client.get("/openapi.json")).json()
     description = schema["paths"][path]["get"]["description"]
     assert "offset + len(items)" in description
+
+
+async def test_events_after_reads_a_batch_within_the_budget(
+    database: Database,
+) -> None:
+    job = await insert_job(database, status=JobStatus.COMPLETED, event_seq=COUNT)
+    await _insert_log_events(database, job.id)
+    async with database.read_session() as session:
+        repo = JobRepository(session)
+        batch = await repo.events_after(job.id, after=2, limit=500, max_bytes=BUDGET)
+        unbounded = await repo.events_after(job.id, after=2, limit=500)
+
+    assert [event.seq for event in batch] == list(range(3, 3 + len(batch)))
+    assert 1 <= len(batch) <= BUDGET // PAD
+    assert len(unbounded) == COUNT - 2
+
+
+async def test_a_stream_delivers_every_event_across_byte_bounded_batches(
+    client_factory: ClientFactory, database: Database
+) -> None:
+    job = await insert_job(database, status=JobStatus.COMPLETED, event_seq=COUNT)
+    await _insert_log_events(database, job.id)
+    async with client_factory(run_worker=False, page_max_bytes=BUDGET) as client:
+        response = await client.get(f"/api/v1/jobs/{job.id}/$stream")
+
+    ids = [line[4:] for line in response.text.splitlines() if line.startswith("id: ")]
+    assert ids == [str(seq) for seq in range(1, COUNT + 1)]
