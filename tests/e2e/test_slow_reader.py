@@ -30,7 +30,8 @@ def insert_running_job_with_events(db_path: Path) -> None:
         )
         data = json.dumps({"level": "INFO", "logger": "t", "message": "m" * EVENT_BYTES})
         conn.executemany(
-            "INSERT INTO job_events (job_id, seq, type, created_at, data) VALUES (?, ?, 'log', ?, ?)",
+            "INSERT INTO job_events (job_id, seq, type, created_at, data)"
+            " VALUES (?, ?, 'log', ?, ?)",
             [(JOB_ID, seq, now, data) for seq in range(1, EVENTS + 1)],
         )
 
