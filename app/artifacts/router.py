@@ -8,7 +8,7 @@ from app.artifacts.models import Artifact
 from app.artifacts.repository import ArtifactRepository
 from app.artifacts.schemas import ArtifactRead, shown
 from app.core.clock import ULID_PATTERN
-from app.core.deps import PageDep, ReadSessionDep, SettingsDep
+from app.core.deps import ListSessionDep, PageDep, ReadSessionDep, SettingsDep
 from app.core.errors import NotFoundError
 from app.core.pagination import PAGING_NOTE, Page
 from app.core.settings import Settings
@@ -30,7 +30,7 @@ def _read(artifact: Artifact, settings: Settings) -> ArtifactRead:
     description=f"Artifacts, newest first, optionally only those of one job. {PAGING_NOTE}",
 )
 async def list_artifacts(
-    session: ReadSessionDep,
+    session: ListSessionDep,
     settings: SettingsDep,
     page: PageDep,
     job_id: Annotated[str | None, Query(pattern=ULID_PATTERN)] = None,

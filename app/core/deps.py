@@ -37,6 +37,15 @@ async def get_read_session(
         yield session
 
 
+async def get_list_session(
+    database: Annotated[Database, Depends(get_database)],
+) -> AsyncIterator[AsyncSession]:
+    """A session for list pages. A list may walk many rows, so on SQLite it runs on the
+    task engine's connection thread, never on the event loop that serves other requests."""
+    async with database.session() as session:
+        yield session
+
+
 def get_page(
     settings: Annotated[Settings, Depends(get_settings)],
     limit: LimitQuery = None,
@@ -56,4 +65,5 @@ def get_page(
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
+ListSessionDep = Annotated[AsyncSession, Depends(get_list_session)]
 PageDep = Annotated[PageParams, Depends(get_page)]

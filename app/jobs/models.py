@@ -84,6 +84,8 @@ class JobAttempt(Base):
 
 # The claim query walks this index: eligible pending jobs, highest priority first, then oldest.
 Index("ix_jobs_claim", Job.status, Job.priority.desc(), Job.run_at, Job.id)
+# The job list filtered by status, newest first (and its bounded count).
+Index("ix_jobs_status_id", Job.status, Job.id)
 
 
 class JobEvent(Base):

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app.core.clock import ULID_PATTERN
-from app.core.deps import DatabaseDep, PageDep, ReadSessionDep, SettingsDep, get_scheduler
+from app.core.deps import DatabaseDep, ListSessionDep, PageDep, SettingsDep, get_scheduler
 from app.core.errors import BadRequestError
 from app.core.inputs import MAX_EVENT_NUMBER, NO_NUL_PATTERN
 from app.core.pagination import PAGING_NOTE, Page
@@ -58,7 +58,7 @@ def _event_number(last_event_id: str | None) -> int:
     description=f"Jobs, newest first, optionally filtered by status and task name. {PAGING_NOTE}",
 )
 async def list_jobs(
-    session: ReadSessionDep,
+    session: ListSessionDep,
     page: PageDep,
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
     task: Annotated[str | None, Query(max_length=200, pattern=NO_NUL_PATTERN)] = None,
@@ -99,7 +99,7 @@ async def get_job(
     description=f"Log lines the task wrote while it ran. {PAGING_NOTE}",
 )
 async def list_job_logs(
-    job_id: JobId, session: ReadSessionDep, page: PageDep, scheduler: Scheduler
+    job_id: JobId, session: ListSessionDep, page: PageDep, scheduler: Scheduler
 ) -> Page[JobLogRead]:
     """Log lines the task wrote while it ran (through `JobContext.logger` or `logging`)."""
     await scheduler.get(job_id.upper())
@@ -124,7 +124,7 @@ async def list_job_logs(
     description=f"Everything that happened to the job, in order. {PAGING_NOTE}",
 )
 async def list_job_events(
-    job_id: JobId, session: ReadSessionDep, page: PageDep, scheduler: Scheduler
+    job_id: JobId, session: ListSessionDep, page: PageDep, scheduler: Scheduler
 ) -> Page[JobEventRead]:
     """Everything that happened to the job, in order: state changes, attempts, progress, logs."""
     await scheduler.get(job_id.upper())
