@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.artifacts.models import Artifact
 from app.core.clock import new_id, utcnow
-from app.core.pagination import stored_bytes, within_budget
+from app.core.pagination import keys_within_budget, stored_bytes
 
 
 class ArtifactRepository:
@@ -36,14 +36,16 @@ class ArtifactRepository:
         at least one; the total counts at most `count_max` artifacts past the page."""
         conditions = [] if job_id is None else [Artifact.job_id == job_id]
         dialect = self.session.get_bind().dialect.name
-        sized = await self.session.execute(
+        sizes = (
             select(Artifact.id, stored_bytes(Artifact.data, dialect))
             .where(*conditions)
             .order_by(Artifact.id.desc())
-            .limit(limit)
-            .offset(offset)
         )
-        ids = within_budget(sized, max_bytes) if max_bytes else [i for i, _ in sized]
+
+        async def sizes_at(skip: int, count: int) -> list[Any]:
+            return list(await self.session.execute(sizes.limit(count).offset(offset + skip)))
+
+        ids = await keys_within_budget(sizes_at, limit=limit, max_bytes=max_bytes)
         rows = []
         if ids:
             rows = list(

@@ -6,7 +6,7 @@ least one item. The client continues from `offset + len(items)`. Sizes are read 
 number per row), and only the chosen rows' big columns are loaded.
 """
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
@@ -14,10 +14,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, LargeBinary, Text, cast, func, literal
 
 T = TypeVar("T")
-K = TypeVar("K")
 
 # What an item's fixed fields add to its JSON, beyond the big columns that are measured.
 ITEM_OVERHEAD_BYTES = 512
+# Sizes are read 16 rows first, then 64, 256...
+FIRST_SIZE_CHUNK = 16
 
 PAGING_NOTE = (
     "A page holds at most `limit` items and stops early when its items reach the byte budget "
@@ -61,14 +62,30 @@ def stored_bytes(column: Any, dialect: str) -> ColumnElement[int]:
     return func.coalesce(size, literal(0))
 
 
-def within_budget(sized: Iterable[tuple[K, int]], max_bytes: int) -> list[K]:
-    """The leading keys whose sizes (plus a fixed overhead each) fit in `max_bytes`;
-    at least the first."""
-    chosen: list[K] = []
+async def keys_within_budget(
+    sizes: Callable[[int, int], Awaitable[Sequence[Any]]], *, limit: int, max_bytes: int | None
+) -> list[Any]:
+    """The leading keys (at most `limit`) whose sizes, plus a fixed overhead each, fit in
+    `max_bytes`; at least the first.
+
+    `sizes(skip, count)` returns up to `count` (key, size) rows from position `skip`. They
+    are read in growing chunks, so a page of big items computes few sizes past its end (a
+    size is computed from the stored value, which means reading it).
+    """
+    if max_bytes is None:
+        return [row[0] for row in await sizes(0, limit)]
+    chosen: list[Any] = []
     used = 0
-    for key, size in sized:
-        used += int(size or 0) + ITEM_OVERHEAD_BYTES
-        if chosen and used > max_bytes:
+    chunk = FIRST_SIZE_CHUNK
+    while len(chosen) < limit:
+        want = min(chunk, limit - len(chosen))
+        rows = await sizes(len(chosen), want)
+        for key, size in rows:
+            used += int(size or 0) + ITEM_OVERHEAD_BYTES
+            if chosen and used > max_bytes:
+                return chosen
+            chosen.append(key)
+        if len(rows) < want:
             break
-        chosen.append(key)
+        chunk *= 4
     return chosen

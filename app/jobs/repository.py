@@ -7,7 +7,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.pagination import stored_bytes, within_budget
+from app.core.pagination import keys_within_budget, stored_bytes
 from app.db.base import JSONType, UTCDateTime, table_of
 from app.jobs.models import (
     ACTIVE_STATUSES,
@@ -71,14 +71,12 @@ class JobRepository:
             + stored_bytes(Job.error, dialect)
             + stored_bytes(Job.progress_message, dialect)
         )
-        sized = await self.session.execute(
-            select(Job.id, size)
-            .where(*conditions)
-            .order_by(Job.id.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-        ids = within_budget(sized, max_bytes) if max_bytes else [i for i, _ in sized]
+        sizes = select(Job.id, size).where(*conditions).order_by(Job.id.desc())
+
+        async def sizes_at(skip: int, count: int) -> list[Any]:
+            return list(await self.session.execute(sizes.limit(count).offset(offset + skip)))
+
+        ids = await keys_within_budget(sizes_at, limit=limit, max_bytes=max_bytes)
         jobs = []
         if ids:
             jobs = list(
@@ -351,14 +349,7 @@ class JobRepository:
                 select(JobEvent).where(*conditions).order_by(JobEvent.seq).limit(limit)
             )
             return list(rows)
-        dialect = self.session.get_bind().dialect.name
-        sized = await self.session.execute(
-            select(JobEvent.seq, stored_bytes(JobEvent.data, dialect))
-            .where(*conditions)
-            .order_by(JobEvent.seq)
-            .limit(limit)
-        )
-        seqs = within_budget(sized, max_bytes)
+        seqs = await self._event_seqs(conditions, offset=0, limit=limit, max_bytes=max_bytes)
         if not seqs:
             return []
         rows = await self.session.scalars(
@@ -382,15 +373,7 @@ class JobRepository:
         conditions = [JobEvent.job_id == job_id]
         if types is not None:
             conditions.append(JobEvent.type.in_(list(types)))
-        dialect = self.session.get_bind().dialect.name
-        sized = await self.session.execute(
-            select(JobEvent.seq, stored_bytes(JobEvent.data, dialect))
-            .where(*conditions)
-            .order_by(JobEvent.seq)
-            .limit(limit)
-            .offset(offset)
-        )
-        seqs = within_budget(sized, max_bytes) if max_bytes else [n for n, _ in sized]
+        seqs = await self._event_seqs(conditions, offset=offset, limit=limit, max_bytes=max_bytes)
         events = []
         if seqs:
             events = list(
@@ -404,6 +387,21 @@ class JobRepository:
             select(func.count()).select_from(JobEvent).where(*conditions)
         )
         return events, total or 0
+
+    async def _event_seqs(
+        self, conditions: list[Any], *, offset: int, limit: int, max_bytes: int | None
+    ) -> list[int]:
+        dialect = self.session.get_bind().dialect.name
+        sizes = (
+            select(JobEvent.seq, stored_bytes(JobEvent.data, dialect))
+            .where(*conditions)
+            .order_by(JobEvent.seq)
+        )
+
+        async def sizes_at(skip: int, count: int) -> list[Any]:
+            return list(await self.session.execute(sizes.limit(count).offset(offset + skip)))
+
+        return await keys_within_budget(sizes_at, limit=limit, max_bytes=max_bytes)
 
 
 def _row_with_defaults(job: Job) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Job lists over a long history: a status-filtered page walks an index (no sort of the
 whole table), the total is a bounded count, and list reads run off the event loop."""
 
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -89,12 +90,8 @@ async def test_the_total_is_counted_up_to_a_bound_past_the_page(
 
 
 async def test_list_sessions_use_the_engine_off_the_loop(database: Database) -> None:
-    sessions = get_list_session(database)
-    session = await anext(sessions)
-    try:
+    async with asynccontextmanager(get_list_session)(database) as session:
         assert session.get_bind() is database.task_engine.sync_engine
-        if database.is_sqlite:
-            assert database.task_engine is not database.engine
-            assert database.task_engine.dialect.driver == "aiosqlite"
-    finally:
-        await sessions.aclose()
+    if database.is_sqlite:
+        assert database.task_engine is not database.engine
+        assert database.task_engine.dialect.driver == "aiosqlite"
