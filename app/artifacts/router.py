@@ -51,7 +51,11 @@ async def list_artifacts(
     )
 
 
-@router.get("/{artifact_id}", response_model=ArtifactRead)
+@router.get(
+    "/{artifact_id}",
+    response_model=ArtifactRead,
+    responses={404: {"description": "No artifact with this id."}},
+)
 async def get_artifact(
     artifact_id: ArtifactId, session: ReadSessionDep, settings: SettingsDep
 ) -> ArtifactRead:

@@ -1,7 +1,7 @@
 """`/api/v1/jobs`: follow, cancel and delete jobs."""
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
@@ -28,6 +28,7 @@ WaitQuery = Annotated[
     Query(ge=0, description="Seconds to wait for the job to finish (capped by the server)."),
 ]
 LOG_TYPES = (EventType.LOG.value, EventType.LOG_TRUNCATED.value)
+UNKNOWN_JOB: dict[int | str, dict[str, Any]] = {404: {"description": "No job with this id."}}
 
 
 def check_wait(seconds: float, settings: Settings) -> float:
@@ -38,8 +39,8 @@ def check_wait(seconds: float, settings: Settings) -> float:
     return seconds
 
 
-def _event_number(last_event_id: str | None) -> int:
-    if last_event_id is None:
+def _event_number(last_event_id: str) -> int:
+    if not last_event_id:
         return 0
     try:
         number = int(last_event_id)
@@ -80,7 +81,7 @@ async def list_jobs(
     )
 
 
-@router.get("/{job_id}", response_model=JobDetail)
+@router.get("/{job_id}", response_model=JobDetail, responses=UNKNOWN_JOB)
 async def get_job(
     job_id: JobId, scheduler: Scheduler, settings: SettingsDep, wait: WaitQuery = None
 ) -> JobDetail:
@@ -96,6 +97,7 @@ async def get_job(
 @router.get(
     "/{job_id}/logs",
     response_model=Page[JobLogRead],
+    responses=UNKNOWN_JOB,
     description=f"Log lines the task wrote while it ran. {PAGING_NOTE}",
 )
 async def list_job_logs(
@@ -121,6 +123,7 @@ async def list_job_logs(
 @router.get(
     "/{job_id}/events",
     response_model=Page[JobEventRead],
+    responses=UNKNOWN_JOB,
     description=f"Everything that happened to the job, in order. {PAGING_NOTE}",
 )
 async def list_job_events(
@@ -142,7 +145,14 @@ async def list_job_events(
 async def stream_start(
     job_id: JobId,
     scheduler: Scheduler,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: Annotated[
+        str,
+        Header(
+            alias="Last-Event-ID",
+            pattern=r"^[0-9]{0,9}$",
+            description="Resume after this event (the `id` of the last event received).",
+        ),
+    ] = "",
     after: Annotated[
         int | None, Query(ge=0, le=MAX_EVENT_NUMBER, description="Resume after this event.")
     ] = None,
@@ -152,7 +162,7 @@ async def stream_start(
     return after if after is not None else _event_number(last_event_id)
 
 
-@router.get("/{job_id}/$stream", response_class=EventSourceResponse)
+@router.get("/{job_id}/$stream", response_class=EventSourceResponse, responses=UNKNOWN_JOB)
 async def stream_job(
     job_id: JobId,
     scheduler: Scheduler,
@@ -173,13 +183,21 @@ async def stream_job(
         )
 
 
-@router.post("/{job_id}/$cancel", response_model=JobRead)
+@router.post(
+    "/{job_id}/$cancel",
+    response_model=JobRead,
+    responses={**UNKNOWN_JOB, 409: {"description": "The job has already finished."}},
+)
 async def cancel_job(job_id: JobId, scheduler: Scheduler) -> JobRead:
     """Cancel a pending job now, or ask its worker to stop a running one. 409 if finished."""
     return await scheduler.cancel(job_id.upper())
 
 
-@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{job_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**UNKNOWN_JOB, 409: {"description": "The job is pending or running."}},
+)
 async def delete_job(job_id: JobId, scheduler: Scheduler) -> None:
     """Delete a finished job and its artifacts. 409 while it is pending or running."""
     await scheduler.delete(job_id.upper())

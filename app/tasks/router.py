@@ -40,7 +40,7 @@ async def list_tasks(
     return [TaskRegistry.get_info(name) for name in names]
 
 
-@router.get("/{name}", response_model=TaskInfo)
+@router.get("/{name}", response_model=TaskInfo, responses={404: {"description": "Unknown task."}})
 async def get_task(name: TaskName) -> TaskInfo:
     """A task's metadata: docstring, signature, parameters and their JSON Schema, options."""
     return _definition(name).info()

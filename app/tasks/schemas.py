@@ -3,7 +3,15 @@
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from app.artifacts.schemas import ArtifactRead
 from app.core.inputs import MAX_HORIZON_SECONDS, NO_NUL_PATTERN, check_start_time
@@ -55,10 +63,14 @@ class ExecuteRequest(BaseModel):
     Besides `params`, a caller may override the task's execution options for this job.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        # `delay` and `run_at` exclude each other.
+        json_schema_extra={"not": {"required": ["delay", "run_at"]}},
+    )
 
     params: dict[str, Any] = Field(default_factory=dict, examples=[{"name": "Alice"}])
-    priority: int | None = Field(
+    priority: StrictInt | None = Field(
         default=None, ge=-1_000_000, le=1_000_000, description="Higher runs first."
     )
     delay: float | None = Field(
@@ -72,7 +84,7 @@ class ExecuteRequest(BaseModel):
         description="Earliest start time; at most 366 days ahead (like `delay`).",
     )
     timeout: float | None = Field(default=None, gt=0, le=366 * 86400, description="Seconds.")
-    retries: int | None = Field(default=None, ge=0, le=100)
+    retries: StrictInt | None = Field(default=None, ge=0, le=100)
     idempotency_key: str | None = Field(
         default=None, min_length=1, max_length=200, pattern=NO_NUL_PATTERN
     )
