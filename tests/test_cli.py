@@ -76,6 +76,15 @@ def test_a_task_module_that_cannot_be_imported_is_one_line(tmp_path: Path) -> No
     assert not (tmp_path / "cli.db").exists()
 
 
+def test_a_worker_with_a_task_module_that_cannot_be_imported_is_one_line(
+    tmp_path: Path,
+) -> None:
+    result = run_cli(tmp_path, "worker", TASKEXEC_TASK_MODULES="no_such_tasks_module")
+
+    assert result.returncode == 1
+    assert "no_such_tasks_module" in one_line_error(result)
+
+
 def test_a_busy_port_fails_before_migrating(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
