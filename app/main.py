@@ -2,6 +2,8 @@
 
 import importlib
 import logging
+import os
+import sys
 
 from fastapi import FastAPI
 
@@ -14,10 +16,21 @@ from app.tasks.registry import TaskRegistry
 logger = logging.getLogger(__name__)
 
 
+class TaskModuleError(Exception):
+    """A configured task module could not be imported; the message is one line."""
+
+
 def load_tasks(settings: Settings) -> None:
     """Import the configured task modules (they register on import), or the examples."""
     for module in settings.task_modules:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise TaskModuleError(
+                f"cannot import task module {module!r} (TASKEXEC_TASK_MODULES): "
+                f"{type(exc).__name__}: {exc}; searched {os.pathsep.join(sys.path)} "
+                "(a module outside the working directory needs PYTHONPATH)"
+            ) from exc
     if not settings.task_modules and settings.load_examples:
         register_examples(TaskRegistry)
 

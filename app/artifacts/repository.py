@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.artifacts.models import Artifact
 from app.core.clock import new_id, utcnow
+from app.core.pagination import keys_within_budget, stored_bytes
 
 
 class ArtifactRepository:
@@ -23,15 +24,37 @@ class ArtifactRepository:
         return await self.session.get(Artifact, artifact_id)
 
     async def list_page(
-        self, *, job_id: str | None, limit: int, offset: int
+        self,
+        *,
+        job_id: str | None,
+        limit: int,
+        offset: int,
+        max_bytes: int | None = None,
+        count_max: int | None = None,
     ) -> tuple[list[Artifact], int]:
-        query = select(Artifact)
-        count = select(func.count()).select_from(Artifact)
-        if job_id is not None:
-            query = query.where(Artifact.job_id == job_id)
-            count = count.where(Artifact.job_id == job_id)
-        rows = await self.session.scalars(
-            query.order_by(Artifact.id.desc()).limit(limit).offset(offset)
+        """Newest first, at most `limit` artifacts and (when given) `max_bytes` of their data,
+        at least one; the total counts at most `count_max` artifacts past the page."""
+        conditions = [] if job_id is None else [Artifact.job_id == job_id]
+        dialect = self.session.get_bind().dialect.name
+        sizes = (
+            select(Artifact.id, stored_bytes(Artifact.data, dialect))
+            .where(*conditions)
+            .order_by(Artifact.id.desc())
         )
-        total = await self.session.scalar(count)
-        return list(rows), total or 0
+
+        async def sizes_at(skip: int, count: int) -> list[Any]:
+            return list(await self.session.execute(sizes.limit(count).offset(offset + skip)))
+
+        ids = await keys_within_budget(sizes_at, limit=limit, max_bytes=max_bytes)
+        rows = []
+        if ids:
+            rows = list(
+                await self.session.scalars(
+                    select(Artifact).where(Artifact.id.in_(ids)).order_by(Artifact.id.desc())
+                )
+            )
+        matching = select(Artifact.id).where(*conditions)
+        if count_max is not None:
+            matching = matching.limit(offset + limit + count_max)
+        total = await self.session.scalar(select(func.count()).select_from(matching.subquery()))
+        return rows, total or 0

@@ -37,17 +37,33 @@ async def get_read_session(
         yield session
 
 
+async def get_list_session(
+    database: Annotated[Database, Depends(get_database)],
+) -> AsyncIterator[AsyncSession]:
+    """A session for list pages. A list may walk many rows, so on SQLite it runs on the
+    task engine's connection thread, never on the event loop that serves other requests."""
+    async with database.session() as session:
+        yield session
+
+
 async def get_page(
     settings: Annotated[Settings, Depends(get_settings)],
     limit: LimitQuery = None,
     offset: OffsetQuery = 0,
 ) -> PageParams:
-    """`limit` defaults to the configured size and is capped at the configured maximum."""
+    """`limit` defaults to the configured size and is capped at the configured maximum; the
+    byte budget and the count bound come from settings."""
     size = settings.page_limit_default if limit is None else limit
-    return PageParams(limit=min(size, settings.page_limit_max), offset=offset)
+    return PageParams(
+        limit=min(size, settings.page_limit_max),
+        offset=offset,
+        max_bytes=settings.page_max_bytes,
+        count_max=settings.page_count_max,
+    )
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
+ListSessionDep = Annotated[AsyncSession, Depends(get_list_session)]
 PageDep = Annotated[PageParams, Depends(get_page)]

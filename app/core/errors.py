@@ -1,13 +1,14 @@
 """Error types and their one rendering: RFC 9457 `application/problem+json`."""
 
 import logging
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +21,8 @@ class AppError(Exception):
     status: int = 500
     code: str = "internal_error"
     title: str = "Internal server error"
+    # Response headers the error always carries (e.g. a 401's challenge).
+    headers: ClassVar[dict[str, str] | None] = None
 
     def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail)
@@ -76,6 +79,7 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _HTTP_CODES = {
     400: ("bad_request", "Bad request"),
     401: ("unauthorized", "Unauthorized"),
@@ -104,7 +108,13 @@ def _validation_entries(exc: RequestValidationError) -> list[dict[str, Any]]:
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(AppError, exc)
     return problem(
-        exc.status, exc.code, exc.title, exc.detail, instance=request.url.path, errors=exc.errors
+        exc.status,
+        exc.code,
+        exc.title,
+        exc.detail,
+        instance=request.url.path,
+        errors=exc.errors,
+        headers=exc.headers,
     )
 
 
@@ -125,14 +135,30 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(StarletteHTTPException, exc)
     code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) else title
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
     return problem(
         exc.status_code,
         code,
         title,
         detail,
         instance=request.url.path,
-        headers=dict(exc.headers) if exc.headers else None,
+        headers=headers or None,
     )
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    routes = request.app.router.routes
+    methods = [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
+    return ", ".join(methods)
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:

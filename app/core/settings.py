@@ -4,7 +4,7 @@ import json
 import os
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidatorFunctionWrapHandler, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     task_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
     load_examples: bool = True
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    http_max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    http_write_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     run_worker: bool = True
     worker_processes: int = Field(default=1, ge=1, le=256)
     poll_interval: float = Field(default=1.0, gt=0)
@@ -46,6 +50,8 @@ class Settings(BaseSettings):
     max_wait_seconds: float = Field(default=60.0, gt=0, le=3600)
     page_limit_default: int = Field(default=50, ge=1)
     page_limit_max: int = Field(default=500, ge=1)
+    page_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    page_count_max: int = Field(default=10_000, ge=1)
     expose_traceback_paths: bool = False
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
@@ -60,6 +66,18 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("api_keys", mode="wrap")
+    @classmethod
+    def _keys_or_nothing(cls, value: object, handler: ValidatorFunctionWrapHandler) -> object:
+        """Fail closed: a value that is set but names no key must not turn auth off."""
+        keys = handler(value)
+        if not keys and value not in ("", [], None):
+            raise ValueError(
+                f"{value!r} names no key; give comma-separated keys, or leave it empty to "
+                "turn authentication off"
+            )
+        return keys
 
     @field_validator("tag_limits", mode="before")
     @classmethod

@@ -38,10 +38,13 @@ async def wait_until(
 
 
 async def stream_events(
-    database: Database, bus: EventBus, job_id: str, after: int
+    database: Database, bus: EventBus, job_id: str, after: int, *, max_bytes: int | None = None
 ) -> AsyncIterator[JobEventRead]:
     """Yield the job's events after `after`, live, ending with its terminal event.
 
+    Events are read in batches of at most `BATCH` events and `max_bytes` of their data, so a
+    stream holds a bounded amount in memory whatever the events' sizes (a client that stops
+    reading blocks the next batch; the server closes its connection after a write timeout).
     If the job is deleted, or finished before events were recorded, the stream ends too.
     """
     last = after
@@ -50,18 +53,23 @@ async def stream_events(
             wake.clear()
             async with database.read_session() as session:
                 repo = JobRepository(session)
-                events = await repo.events_after(job_id, after=last, limit=BATCH)
+                events = await repo.events_after(
+                    job_id, after=last, limit=BATCH, max_bytes=max_bytes
+                )
                 if not events:
                     job = await repo.get(job_id)
                     if job is None or (JobStatus(job.status).is_terminal and job.event_seq <= last):
                         return
-            for event in events:
-                read = JobEventRead.model_validate(event)
+            full = len(events) == BATCH or (max_bytes is not None and bool(events))
+            # Popped as they are sent, so what was sent is not held while the client reads.
+            events.reverse()
+            while events:
+                read = JobEventRead.model_validate(events.pop())
                 last = read.seq
                 yield read
                 if read.type in TERMINAL_EVENTS:
                     return
-            if len(events) == BATCH:
+            if full:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), RECHECK_SECONDS)

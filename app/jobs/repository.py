@@ -3,11 +3,12 @@ store (`app.jobs.store`)."""
 
 from collections.abc import Collection
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.pagination import keys_within_budget, stored_bytes
 from app.jobs.models import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -38,18 +39,46 @@ class JobRepository:
         ).one_or_none()
 
     async def list_page(
-        self, *, status: str | None, task_name: str | None, limit: int, offset: int
+        self,
+        *,
+        status: str | None,
+        task_name: str | None,
+        limit: int,
+        offset: int,
+        max_bytes: int | None = None,
+        count_max: int | None = None,
     ) -> tuple[list[Job], int]:
+        """Newest first, at most `limit` jobs and (when given) `max_bytes` of their big
+        columns, at least one; the total counts at most `count_max` jobs past the page."""
         conditions = []
         if status is not None:
             conditions.append(Job.status == status)
         if task_name is not None:
             conditions.append(Job.task_name == task_name)
-        rows = await self.session.scalars(
-            select(Job).where(*conditions).order_by(Job.id.desc()).limit(limit).offset(offset)
+        dialect = self.session.get_bind().dialect.name
+        size = (
+            stored_bytes(Job.params, dialect)
+            + stored_bytes(Job.error, dialect)
+            + stored_bytes(Job.progress_message, dialect)
         )
-        total = await self.session.scalar(select(func.count()).select_from(Job).where(*conditions))
-        return list(rows), total or 0
+        sizes = select(Job.id, size).where(*conditions).order_by(Job.id.desc())
+
+        async def sizes_at(skip: int, count: int) -> list[Any]:
+            return list(await self.session.execute(sizes.limit(count).offset(offset + skip)))
+
+        ids = await keys_within_budget(sizes_at, limit=limit, max_bytes=max_bytes)
+        jobs = []
+        if ids:
+            jobs = list(
+                await self.session.scalars(
+                    select(Job).where(Job.id.in_(ids)).order_by(Job.id.desc())
+                )
+            )
+        matching = select(Job.id).where(*conditions)
+        if count_max is not None:
+            matching = matching.limit(offset + limit + count_max)
+        total = await self.session.scalar(select(func.count()).select_from(matching.subquery()))
+        return jobs, total or 0
 
     async def running_worker_ids(self) -> list[str]:
         rows = await self.session.scalars(
@@ -86,28 +115,70 @@ class JobRepository:
         )
         return list(rows)
 
-    async def events_after(self, job_id: str, *, after: int, limit: int) -> list[JobEvent]:
+    async def events_after(
+        self, job_id: str, *, after: int, limit: int, max_bytes: int | None = None
+    ) -> list[JobEvent]:
+        """Events after `after`, in order: at most `limit` and (when given) `max_bytes` of
+        their data, at least one."""
+        conditions = [JobEvent.job_id == job_id, JobEvent.seq > after]
+        if max_bytes is None:
+            rows = await self.session.scalars(
+                select(JobEvent).where(*conditions).order_by(JobEvent.seq).limit(limit)
+            )
+            return list(rows)
+        seqs = await self._event_seqs(conditions, offset=0, limit=limit, max_bytes=max_bytes)
+        if not seqs:
+            return []
         rows = await self.session.scalars(
             select(JobEvent)
-            .where(JobEvent.job_id == job_id, JobEvent.seq > after)
+            .where(JobEvent.job_id == job_id, JobEvent.seq.in_(seqs))
             .order_by(JobEvent.seq)
-            .limit(limit)
         )
         return list(rows)
 
     async def events_page(
-        self, job_id: str, *, types: Collection[str] | None, limit: int, offset: int
+        self,
+        job_id: str,
+        *,
+        types: Collection[str] | None,
+        limit: int,
+        offset: int,
+        max_bytes: int | None = None,
     ) -> tuple[list[JobEvent], int]:
+        """The job's events in order, at most `limit` and (when given) `max_bytes` of their
+        data, at least one; with the exact total."""
         conditions = [JobEvent.job_id == job_id]
         if types is not None:
             conditions.append(JobEvent.type.in_(list(types)))
-        rows = await self.session.scalars(
-            select(JobEvent).where(*conditions).order_by(JobEvent.seq).limit(limit).offset(offset)
-        )
+        seqs = await self._event_seqs(conditions, offset=offset, limit=limit, max_bytes=max_bytes)
+        events = []
+        if seqs:
+            events = list(
+                await self.session.scalars(
+                    select(JobEvent)
+                    .where(JobEvent.job_id == job_id, JobEvent.seq.in_(seqs))
+                    .order_by(JobEvent.seq)
+                )
+            )
         total = await self.session.scalar(
             select(func.count()).select_from(JobEvent).where(*conditions)
         )
-        return list(rows), total or 0
+        return events, total or 0
+
+    async def _event_seqs(
+        self, conditions: list[Any], *, offset: int, limit: int, max_bytes: int | None
+    ) -> list[int]:
+        dialect = self.session.get_bind().dialect.name
+        sizes = (
+            select(JobEvent.seq, stored_bytes(JobEvent.data, dialect))
+            .where(*conditions)
+            .order_by(JobEvent.seq)
+        )
+
+        async def sizes_at(skip: int, count: int) -> list[Any]:
+            return list(await self.session.execute(sizes.limit(count).offset(offset + skip)))
+
+        return await keys_within_budget(sizes_at, limit=limit, max_bytes=max_bytes)
 
     async def log_usage(self, job_id: str) -> tuple[int, int]:
         """Log lines stored for the job, and the characters of their messages."""

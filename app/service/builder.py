@@ -8,7 +8,7 @@ from typing import Any, Self
 from fastapi import APIRouter, Depends, FastAPI
 
 from app.artifacts.router import router as artifacts_router
-from app.core.auth import api_key_dependency
+from app.core.auth import UNAUTHORIZED_RESPONSES, api_key_dependency
 from app.core.body_limit import BodyLimitMiddleware
 from app.core.errors import install_error_handlers
 from app.core.metrics import HttpMetricsMiddleware, Metrics
@@ -126,15 +126,18 @@ class ServiceBuilder:
         app.add_middleware(RequestIdMiddleware)
         api_keys = self._api_keys or settings.api_keys
         guard = [Depends(api_key_dependency(api_keys))] if api_keys else []
+        guarded: dict[str, Any] = {"dependencies": guard}
+        if api_keys:
+            guarded["responses"] = UNAUTHORIZED_RESPONSES
         if self._health:
             app.include_router(health_router)
-        app.include_router(info_router, dependencies=guard)
+        app.include_router(info_router, **guarded)
         if self._tasks:
-            app.include_router(tasks_router, dependencies=guard)
+            app.include_router(tasks_router, **guarded)
         if self._jobs:
-            app.include_router(jobs_router, dependencies=guard)
+            app.include_router(jobs_router, **guarded)
         if self._artifacts:
-            app.include_router(artifacts_router, dependencies=guard)
+            app.include_router(artifacts_router, **guarded)
         for router, kwargs in self._routers:
             app.include_router(router, **kwargs)
         return app

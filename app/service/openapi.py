@@ -52,7 +52,23 @@ def install_problem_openapi(app: FastAPI) -> None:
                         response["content"] = problem
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
+        settings = getattr(app.state, "settings", None)
+        if settings is not None:
+            bound_wait_parameters(schema, settings.max_wait_seconds)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def bound_wait_parameters(schema: dict[str, Any], max_wait: float) -> None:
+    """`?wait=` is capped by a setting (`TASKEXEC_MAX_WAIT_SECONDS`): give its maximum."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("name") != "wait":
+                    continue
+                options = parameter["schema"].get("anyOf", [parameter["schema"]])
+                for option in options:
+                    if option.get("type") == "number":
+                        option["maximum"] = max_wait

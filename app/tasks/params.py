@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.errors import PydanticSchemaGenerationError, PydanticUserError
 
 from app.core.errors import ValidationFailedError
+from app.core.inputs import json_value_problems
 
 
 def build_params_model(
@@ -56,8 +57,13 @@ def validate_params(
 
     `reserved` names (injected parameters) are never accepted from a request, even by a task
     with `**kwargs`. Raises `ValidationFailedError` listing every problem (missing, unknown,
-    wrong type).
+    wrong type); values no backend can store (NaN, Infinity, NUL characters) are refused
+    first, whatever the parameter's type.
     """
+    errors = list(json_value_problems(params, ["params"]))
+    if errors:
+        detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)
+        raise ValidationFailedError(f"Invalid task parameters: {detail}", errors=errors)
     errors = [
         {
             "loc": ["params", name],

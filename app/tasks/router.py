@@ -8,6 +8,7 @@ from app.artifacts.manager import ArtifactManager
 from app.artifacts.schemas import shown
 from app.core.deps import SettingsDep, get_scheduler
 from app.core.errors import BadRequestError, NotFoundError, ValidationFailedError
+from app.core.inputs import require_json_body
 from app.core.settings import Settings
 from app.jobs.router import WaitQuery, check_wait
 from app.jobs.scheduler import JobScheduler, SubmitOptions
@@ -57,7 +58,7 @@ async def list_tasks(
     return [TaskRegistry.get_info(name) for name in names]
 
 
-@router.get("/{name}", response_model=TaskInfo)
+@router.get("/{name}", response_model=TaskInfo, responses={404: {"description": "Unknown task."}})
 async def get_task(name: TaskName) -> TaskInfo:
     """A task's metadata: docstring, signature, parameters and their JSON Schema, options."""
     return _definition(name).info()
@@ -67,12 +68,14 @@ async def get_task(name: TaskName) -> TaskInfo:
     "/{name}/$execute",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ExecuteAccepted | ExecuteFinished,
+    dependencies=[Depends(require_json_body)],
     responses={
         200: {"description": "Finished within `?wait=`.", "model": ExecuteFinished},
         400: {"description": "Missing, unknown or wrong-typed params (one entry per problem)."},
         404: {"description": "Unknown task."},
         409: {"description": "Idempotency key already used with other params."},
         413: {"description": "Body over the size limit."},
+        415: {"description": "A body that is not `application/json`."},
     },
 )
 async def execute_task(
@@ -126,6 +129,7 @@ async def execute_task(
     "/{name}/$execute-many",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ExecuteManyAccepted,
+    dependencies=[Depends(require_json_body)],
     responses={
         400: {
             "description": "An invalid item (each error names it by index, e.g. "
@@ -134,6 +138,7 @@ async def execute_task(
         404: {"description": "Unknown task."},
         409: {"description": "An item's idempotency key was already used with other params."},
         413: {"description": "Body over the size limit."},
+        415: {"description": "A body that is not `application/json`."},
     },
 )
 async def execute_task_many(

@@ -1,10 +1,20 @@
 """Task metadata as the API shows it."""
 
+from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from app.artifacts.schemas import ArtifactRead
+from app.core.inputs import MAX_HORIZON_SECONDS, NO_NUL_PATTERN, check_start_time
 from app.jobs.schemas import JobDetail
 
 
@@ -59,19 +69,36 @@ class ExecuteRequest(BaseModel):
     Besides `params`, a caller may override the task's execution options for this job.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        # `delay` and `run_at` exclude each other.
+        json_schema_extra={"not": {"required": ["delay", "run_at"]}},
+    )
 
     params: dict[str, Any] = Field(default_factory=dict, examples=[{"name": "Alice"}])
-    priority: int | None = Field(
+    priority: StrictInt | None = Field(
         default=None, ge=-1_000_000, le=1_000_000, description="Higher runs first."
     )
     delay: float | None = Field(
-        default=None, ge=0, le=366 * 86400, description="Seconds to wait before running."
+        default=None,
+        ge=0,
+        le=MAX_HORIZON_SECONDS,
+        description="Seconds to wait before running (at most 366 days).",
     )
-    run_at: AwareDatetime | None = Field(default=None, description="Earliest start time.")
+    run_at: AwareDatetime | None = Field(
+        default=None,
+        description="Earliest start time; at most 366 days ahead (like `delay`).",
+    )
     timeout: float | None = Field(default=None, gt=0, le=366 * 86400, description="Seconds.")
-    retries: int | None = Field(default=None, ge=0, le=100)
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    retries: StrictInt | None = Field(default=None, ge=0, le=100)
+    idempotency_key: str | None = Field(
+        default=None, min_length=1, max_length=200, pattern=NO_NUL_PATTERN
+    )
+
+    @field_validator("run_at")
+    @classmethod
+    def _run_at_in_range(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else check_start_time(value)
 
     @model_validator(mode="after")
     def _one_start_time(self) -> "ExecuteRequest":

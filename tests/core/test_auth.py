@@ -180,3 +180,43 @@ def test_unauthorized_error_is_an_app_error() -> None:
 
     assert isinstance(error, AppError)
     assert (error.status, error.code) == (401, "unauthorized")
+
+
+async def test_a_401_says_how_to_authenticate(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/jobs")
+
+    _assert_401(response)
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith("Bearer")
+    assert 'realm="taskexec"' in challenge
+
+
+async def test_openapi_declares_both_key_schemes_on_guarded_routes(
+    client: httpx.AsyncClient,
+) -> None:
+    schema = (await client.get("/openapi.json")).json()
+
+    schemes = schema["components"]["securitySchemes"]
+    assert {"type": "http", "scheme": "bearer"}.items() <= schemes["BearerKey"].items()
+    assert schemes["ApiKeyHeader"]["type"] == "apiKey"
+    assert schemes["ApiKeyHeader"]["in"] == "header"
+    assert schemes["ApiKeyHeader"]["name"] == "X-API-Key"
+    execute = schema["paths"]["/api/v1/tasks/{name}/$execute"]["post"]
+    assert {"BearerKey": []} in execute["security"]
+    assert {"ApiKeyHeader": []} in execute["security"]
+    assert "401" in execute["responses"]
+    assert "security" not in schema["paths"]["/health"]["get"]
+
+
+async def test_without_keys_the_openapi_has_no_security(database_url: str) -> None:
+    app = (
+        ServiceBuilder(info=ServiceInfo(display_name="open"), settings=make_settings(database_url))
+        .with_health()
+        .with_tasks()
+        .build()
+    )
+    async with running_client(app) as client:
+        schema = (await client.get("/openapi.json")).json()
+    assert "securitySchemes" not in schema.get("components", {})
+    assert "security" not in schema["paths"]["/api/v1/jobs"]["get"]
+    assert "401" not in schema["paths"]["/api/v1/jobs"]["get"]["responses"]

@@ -257,3 +257,12 @@ def test_problem_omits_optional_members() -> None:
     body = json.loads(bytes(problem(400, "bad_request", "Bad request", "Nope.").body))
 
     assert set(body) == {"type", "title", "status", "detail", "code"}
+
+
+async def test_a_405_allows_every_method_served_at_the_path(client: httpx.AsyncClient) -> None:
+    response = await client.put("/api/v1/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV")
+
+    _problem(response, 405, "method_not_allowed")
+    allowed = {method.strip() for method in response.headers["allow"].split(",")}
+    assert {"GET", "DELETE"} <= allowed
+    assert "PUT" not in allowed

@@ -158,3 +158,11 @@ def test_invalid_values_are_rejected(
 
     with pytest.raises(ValidationError):
         Settings(_env_file=None)
+
+
+@pytest.mark.parametrize("value", [" , ", ",", " ,, , "])
+def test_api_keys_that_name_no_key_are_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("TASKEXEC_API_KEYS", value)
+
+    with pytest.raises(ValidationError, match="names no key"):
+        Settings(_env_file=None)
