@@ -256,6 +256,7 @@ class Worker:
             max_attempts=job.max_attempts,
             params=job.params,
             on_progress=sink.progress,
+            scheduled_for=job.scheduled_for,
         )
         running = _Running(job, context, self.registry.find(job.task_name), sink)
         self._running[job.id] = running

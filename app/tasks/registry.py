@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.schedules.definition import Schedule
 from app.tasks.injection import injected_parameters
 from app.tasks.params import build_params_model, validate_params
 from app.tasks.schemas import ParameterInfo, TaskInfo, TaskOptionsRead
@@ -34,6 +35,13 @@ class TaskOptions(BaseModel):
     priority: int = 0
     description: str | None = None
     executor: Literal["thread", "process"] = "thread"
+    # Run the task by itself: a cron string (UTC) or a `Schedule` (upserted at start-up).
+    schedule: Schedule | None = None
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _parse_schedule(cls, value: object) -> object:
+        return None if value is None else Schedule.parse(value)
 
     @field_validator("retry_on", mode="before")
     @classmethod
@@ -82,7 +90,7 @@ class TaskDefinition:
             injected=list(self.injected),
             is_async=self.is_async,
             options=TaskOptionsRead(
-                **self.options.model_dump(exclude={"retry_on"}),
+                **self.options.model_dump(exclude={"retry_on", "schedule"}),
                 retry_on=[exc.__name__ for exc in self.options.retry_on],
             ),
         )
@@ -137,6 +145,11 @@ def build_definition(
                 f"({', '.join(injected)})"
             )
     model = build_params_model(name, signature, hints, set(injected))
+    if task_options.schedule is not None:
+        try:
+            validate_params(model, task_options.schedule.params, reserved=injected.keys())
+        except Exception as exc:
+            raise ValueError(f"task {name!r}: invalid schedule params: {exc}") from exc
     return TaskDefinition(name, fn, tag_tuple, task_options, signature, model, injected)
 
 
