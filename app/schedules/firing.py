@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -64,8 +64,12 @@ class FiringLoop:
         registry: type[TaskRegistry] = TaskRegistry,
         metrics: Metrics | None = None,
         on_queued: Callable[[Sequence[str]], None] | None = None,
+        prepare: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.database = database
+        # Runs before the first round, and again each round until it succeeds (the database
+        # may not be reachable when the process starts).
+        self._prepare = prepare
         self.config = config
         self.registry = registry
         self.metrics = metrics
@@ -92,6 +96,9 @@ class FiringLoop:
             self._wake.clear()
             delay = self.config.poll_interval
             try:
+                if self._prepare is not None:
+                    await self._prepare()
+                    self._prepare = None
                 earliest = await self.tick(utcnow())
             except Exception:
                 logger.exception("schedule firing round failed")

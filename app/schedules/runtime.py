@@ -1,6 +1,7 @@
 """Start and stop the schedules of a process: code-defined ones upserted, the firing loop."""
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from app.core.metrics import Metrics
@@ -12,6 +13,8 @@ from app.schedules.code import sync_code_schedules
 from app.schedules.firing import FiringConfig, FiringLoop
 from app.schedules.manager import ScheduleManager
 from app.tasks.registry import TaskRegistry
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,14 +37,25 @@ async def start_schedules(
     metrics: Metrics | None,
 ) -> Schedules:
     """Upsert the schedules defined in code and, unless `run_schedules` is off, start the
-    firing loop. Fires wake the local worker and whoever follows the new jobs."""
+    firing loop. Fires wake the local worker and whoever follows the new jobs.
+
+    A database that cannot be reached does not stop the process from starting: the firing
+    loop retries the upsert before each round until it succeeds."""
 
     def on_queued(job_ids: Sequence[str]) -> None:
         bus.publish(job_ids)
         if worker is not None:
             worker.notify()
 
-    await sync_code_schedules(database, registry)
+    async def sync() -> None:
+        await sync_code_schedules(database, registry)
+
+    pending: Callable[[], Awaitable[None]] | None = None
+    try:
+        await sync()
+    except Exception:
+        logger.warning("could not upsert the schedules defined in code; retrying", exc_info=True)
+        pending = sync
     firing = None
     if settings.run_schedules:
         config = FiringConfig(
@@ -50,7 +64,12 @@ async def start_schedules(
             grace_seconds=settings.schedule_grace_seconds,
         )
         firing = FiringLoop(
-            database, config, registry=registry, metrics=metrics, on_queued=on_queued
+            database,
+            config,
+            registry=registry,
+            metrics=metrics,
+            on_queued=on_queued,
+            prepare=pending,
         )
         firing.start()
     manager = ScheduleManager(

@@ -1,19 +1,25 @@
 """Schedules declared with `schedule=` on a task: upserted at start-up by every process."""
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from app.db.database import Database
+from app.jobs.events import EventBus
 from app.schedules.code import sync_code_schedules
 from app.schedules.definition import Schedule
 from app.schedules.manager import ScheduleManager
 from app.schedules.models import ScheduleRecord
+from app.schedules.runtime import start_schedules
 from app.schedules.schemas import ScheduleUpdate
 from app.tasks.registry import TaskRegistry
+from tests.conftest import make_settings, sqlite_url
+from tests.jobs.helpers import wait_until_async
 
 T0 = datetime(2026, 1, 1, 10, 0, 30, tzinfo=UTC)
 
@@ -99,3 +105,26 @@ async def test_a_schedule_removed_from_code_is_deleted_when_the_task_is_known(
     registry.register_function("tidy", noop)  # no schedule any more; "other" is unknown here
     await sync_code_schedules(database, registry, T0)
     assert [row.code_key for row in await rows(database)] == ["other"]
+
+
+async def test_the_upsert_is_retried_until_the_database_can_be_reached(
+    tmp_path: Path, migrated_sqlite_template: Path, registry: type[TaskRegistry]
+) -> None:
+    registry.register_function("tidy", noop, schedule="0 * * * *")
+    path = tmp_path / "later" / "taskexec.db"
+    settings = make_settings(sqlite_url(path), schedule_poll_interval=0.05)
+    database = Database(settings.database_url)
+    schedules = await start_schedules(
+        settings, database, registry=registry, bus=EventBus(), worker=None, metrics=None
+    )
+    try:
+        path.parent.mkdir()
+        shutil.copy(migrated_sqlite_template, path)
+        await wait_until_async(lambda: _has_rows(database), what="the code schedule's row")
+    finally:
+        await schedules.stop()
+        await database.dispose()
+
+
+async def _has_rows(database: Database) -> bool:
+    return bool(await rows(database))
