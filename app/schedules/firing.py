@@ -77,6 +77,7 @@ class FiringLoop:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._more = False  # the last round left due schedules for the next one
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="schedule firing loop")
@@ -95,23 +96,29 @@ class FiringLoop:
         while not self._stopping:
             self._wake.clear()
             delay = self.config.poll_interval
+            started = utcnow()
             try:
                 if self._prepare is not None:
                     await self._prepare()
                     self._prepare = None
-                earliest = await self.tick(utcnow())
+                earliest = await self.tick(started)
             except Exception:
                 logger.exception("schedule firing round failed")
             else:
-                if earliest is not None:
+                if self._more:
+                    delay = 0.0
+                elif earliest is not None and earliest > started:
                     until = (earliest - utcnow()).total_seconds() + EARLY_WAKE_MARGIN
                     delay = max(0.0, min(delay, until))
+                # Otherwise a schedule is still due after its round (its fire failed and was
+                # logged): look again after the poll interval, not at once.
             if delay > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
     async def tick(self, now: datetime) -> datetime | None:
-        """Queue the fires due at `now`; the earliest fire time still ahead (None if none)."""
+        """Queue the fires due at `now`; the earliest next fire time of the schedules this
+        process can fire afterwards (None if there are none)."""
         names = self.registry.list_all()
         async with self.database.read_session() as session:
             due = await ScheduleRepository(session).due(now=now, task_names=names, limit=DUE_BATCH)
@@ -123,8 +130,7 @@ class FiringLoop:
                     "could not fire schedule",
                     extra={"schedule_id": record.id, "task_name": record.task_name},
                 )
-        if len(due) == DUE_BATCH:
-            return now
+        self._more = len(due) == DUE_BATCH
         async with self.database.read_session() as session:
             return await ScheduleRepository(session).earliest_next_fire(names)
 

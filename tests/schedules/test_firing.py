@@ -297,3 +297,20 @@ async def test_the_running_loop_fires_on_time_and_a_change_wakes_it(
     assert second_at is not None
     assert second_at - first_at == timedelta(seconds=1)
     assert all(job.status == JobStatus.PENDING for job in jobs.values())
+
+
+async def test_a_fire_gets_the_task_s_registered_options(
+    database: Database, manager: ScheduleManager, loop: FiringLoop, registry: type[TaskRegistry]
+) -> None:
+    @registry.register("careful", retries=2, priority=5, timeout=3.0)
+    def careful() -> None:
+        pass
+
+    created = await manager.create(ScheduleCreate(task_name="careful", interval_seconds=60))
+    async with database.transaction() as session:
+        await session.execute(
+            update(ScheduleRecord).where(ScheduleRecord.id == created.id).values(next_fire_at=T0)
+        )
+    await loop.tick(T0)
+    [job] = await fires(database, created.id)
+    assert (job.max_attempts, job.priority, job.timeout_seconds) == (3, 5, 3.0)

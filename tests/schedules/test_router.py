@@ -189,6 +189,14 @@ async def test_trigger_runs_a_fire_now_and_the_task_sees_its_time(api: httpx.Asy
     assert events[0]["data"]["schedule_id"] == created["id"]
 
 
+async def test_an_ordinary_job_has_no_fire_time(api: httpx.AsyncClient) -> None:
+    job_id = (await api.post("/api/v1/tasks/stamp/$execute", json={})).json()["job_id"]
+    job = await wait_for_job(api, job_id)
+    assert (job["schedule_id"], job["scheduled_for"]) == (None, None)
+    artifact = (await api.get(f"/api/v1/artifacts/{job['result']}")).json()
+    assert artifact["data"]["result"] == {"label": "x", "scheduled_for": None}
+
+
 async def test_a_schedule_fires_by_itself_as_a_normal_job(api: httpx.AsyncClient) -> None:
     created = await create(api, interval_seconds=1, params={"label": "auto"})
     found: list[dict[str, Any]] = []
