@@ -9,6 +9,7 @@ from app.db.database import Database
 from app.jobs.context import JobCancelledError, JobContext
 from app.jobs.scheduler import JobScheduler
 from app.main import create_app
+from app.schedules.definition import Schedule
 from app.service.builder import ServiceBuilder
 from app.service.schemas import ServiceInfo
 from app.tasks.registry import TaskDefinition, TaskRegistry
@@ -24,6 +25,7 @@ __all__ = [
     "JobContext",
     "JobScheduler",
     "ParameterInfo",
+    "Schedule",
     "ServiceBuilder",
     "ServiceInfo",
     "Settings",

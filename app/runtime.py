@@ -14,6 +14,7 @@ from app.jobs.notify import PostgresListener
 from app.jobs.scheduler import JobScheduler
 from app.jobs.store import AfterCommit, JobStore
 from app.jobs.worker import Worker, WorkerConfig
+from app.schedules.runtime import Schedules, start_schedules
 from app.tasks.registry import Registry, TaskRegistry
 
 logger = logging.getLogger(__name__)
@@ -27,9 +28,12 @@ class Runtime:
     worker: Worker | None
     listener: PostgresListener | None = None
     metrics: Metrics | None = None
+    schedules: Schedules | None = None
 
     async def close(self) -> None:
         """Stop the worker (grace period, then hand back) and close the database."""
+        if self.schedules is not None:
+            await self.schedules.stop()
         if self.listener is not None:
             await self.listener.stop()
         if self.worker is not None:
@@ -96,8 +100,12 @@ async def start_runtime(
             on_reconnect=on_reconnect,
         )
         await listener.start()
+    # Schedules: every process fires them (the jobs table's unique fire identity, not a leader).
+    schedules = await start_schedules(
+        settings, database, registry=registry, bus=bus, worker=worker, metrics=metrics
+    )
     logger.info(
         "runtime started",
         extra={"database": database.url.get_backend_name(), "worker": worker is not None},
     )
-    return Runtime(database, artifacts, scheduler, worker, listener, metrics)
+    return Runtime(database, artifacts, scheduler, worker, listener, metrics, schedules)

@@ -73,6 +73,19 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=r,
         )
+        # Schedules: what this process's firing loop (and `$trigger`) did.
+        self.schedule_fires = Counter(
+            "taskexec_schedule_fires",
+            "Schedule fires queued as jobs by this process.",
+            ["schedule", "task"],
+            registry=r,
+        )
+        self.schedule_missed_fires = Counter(
+            "taskexec_schedule_missed_fires",
+            "Fire times given up by this process, by reason (catchup, overlap, invalid_params).",
+            ["schedule", "task", "reason"],
+            registry=r,
+        )
 
     async def refresh_queue(
         self, database: Database, registered: Collection[str] | None = None

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
+    run_schedules: bool = True
+    schedule_poll_interval: float = Field(default=1.0, gt=0, le=3600)
+    schedule_max_catchup: int = Field(default=100, ge=1, le=10_000)
+    schedule_grace_seconds: float = Field(default=60.0, ge=0)
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

@@ -4,6 +4,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 
@@ -35,12 +36,15 @@ class JobContext:
         max_attempts: int,
         params: dict[str, Any],
         on_progress: Callable[[ProgressUpdate], None] | None = None,
+        scheduled_for: datetime | None = None,
     ) -> None:
         self.job_id = job_id
         self.task_name = task_name
         self.attempt = attempt
         self.max_attempts = max_attempts
         self.params = params
+        # The fire time (UTC) when a schedule made this job; None for other jobs.
+        self.scheduled_for = scheduled_for
         self.logger = logging.LoggerAdapter(
             logging.getLogger(f"taskexec.task.{task_name}"),
             {"job_id": job_id, "task_name": task_name, "attempt": attempt},

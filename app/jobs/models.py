@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, IdColumnType, JSONType, UTCDateTime
@@ -35,6 +35,8 @@ class Job(Base):
         # Lease recovery and worker-owned lookups.
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
         Index("ix_jobs_task_name", "task_name", "id"),
+        # A schedule's fire: one job per (schedule, fire time), whatever the number of processes.
+        UniqueConstraint("schedule_id", "scheduled_for"),
     )
 
     id: Mapped[str] = mapped_column(IdColumnType(), primary_key=True)
@@ -68,6 +70,10 @@ class Job(Base):
     # and how many such losses it may take before it fails `WorkerLost`.
     worker_losses: Mapped[int] = mapped_column(Integer, default=0)
     max_worker_losses: Mapped[int] = mapped_column(Integer, default=3)
+    # Set on a schedule's fires. A plain value, not a foreign key: deleting a schedule leaves
+    # its jobs (and this link to it) as they are.
+    schedule_id: Mapped[str | None] = mapped_column(IdColumnType())
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class JobAttempt(Base):

@@ -40,6 +40,12 @@ class JobRead(BaseModel):
     cancel_requested: bool
     timeout: float | None = Field(description="Seconds an attempt may run.")
     idempotency_key: str | None
+    schedule_id: str | None = Field(
+        default=None, description="The schedule whose fire made this job, if any."
+    )
+    scheduled_for: Timestamp | None = Field(
+        default=None, description="That fire's time (the task reads it as ctx.scheduled_for)."
+    )
 
     @classmethod
     def from_job(cls, job: Job) -> "JobRead":
@@ -62,6 +68,8 @@ class JobRead(BaseModel):
             cancel_requested=job.cancel_requested_at is not None,
             timeout=job.timeout_seconds,
             idempotency_key=job.idempotency_key,
+            schedule_id=job.schedule_id,
+            scheduled_for=job.scheduled_for,
         )
 
 

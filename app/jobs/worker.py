@@ -235,6 +235,7 @@ class Worker:
             max_attempts=job.max_attempts,
             params=job.params,
             on_progress=sink.progress,
+            scheduled_for=job.scheduled_for,
         )
         definition = self.registry.find(job.task_name)
         stoppable = definition is not None and (

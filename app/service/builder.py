@@ -17,6 +17,7 @@ from app.core.settings import Settings
 from app.db.migrate import upgrade_async
 from app.jobs.router import router as jobs_router
 from app.runtime import start_runtime
+from app.schedules.router import router as schedules_router
 from app.service.docs import install_offline_docs
 from app.service.metrics_router import router as metrics_router
 from app.service.openapi import install_problem_openapi
@@ -138,6 +139,8 @@ class ServiceBuilder:
             app.include_router(jobs_router, **guarded)
         if self._artifacts:
             app.include_router(artifacts_router, **guarded)
+        if self._jobs:
+            app.include_router(schedules_router, **guarded)
         for router, kwargs in self._routers:
             app.include_router(router, **kwargs)
         return app
@@ -156,6 +159,7 @@ class ServiceBuilder:
             app.state.artifact_manager = runtime.artifacts
             app.state.scheduler = runtime.scheduler
             app.state.worker = runtime.worker
+            app.state.schedules = runtime.schedules and runtime.schedules.manager
             try:
                 yield
             finally:

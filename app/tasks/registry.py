@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.schedules.definition import Schedule
 from app.tasks.injection import injected_parameters
 from app.tasks.params import build_params_model, validate_params
 from app.tasks.schemas import ParameterInfo, TaskInfo, TaskOptionsRead
@@ -37,6 +38,13 @@ class TaskOptions(BaseModel):
     max_worker_losses: int | None = Field(default=None, ge=0, le=1000)
     # None: the service's default for sync tasks (TASKEXEC_SYNC_EXECUTOR).
     executor: Literal["thread", "process"] | None = None
+    # Run the task by itself: a cron string (UTC) or a `Schedule` (upserted at start-up).
+    schedule: Schedule | None = None
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _parse_schedule(cls, value: object) -> object:
+        return None if value is None else Schedule.parse(value)
 
     @field_validator("retry_on", mode="before")
     @classmethod
@@ -85,7 +93,7 @@ class TaskDefinition:
             injected=list(self.injected),
             is_async=self.is_async,
             options=TaskOptionsRead(
-                **self.options.model_dump(exclude={"retry_on"}),
+                **self.options.model_dump(exclude={"retry_on", "schedule"}),
                 retry_on=[exc.__name__ for exc in self.options.retry_on],
             ),
         )
@@ -140,6 +148,11 @@ def build_definition(
                 f"({', '.join(injected)})"
             )
     model = build_params_model(name, signature, hints, set(injected))
+    if task_options.schedule is not None:
+        try:
+            validate_params(model, task_options.schedule.params, reserved=injected.keys())
+        except Exception as exc:
+            raise ValueError(f"task {name!r}: invalid schedule params: {exc}") from exc
     return TaskDefinition(name, fn, tag_tuple, task_options, signature, model, injected)
 
 

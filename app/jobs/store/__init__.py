@@ -2,6 +2,7 @@
 
 from app.jobs.store.attempts import AttemptEnd, Recorded
 from app.jobs.store.effects import AfterCommit, Effects, LocalWorker
+from app.jobs.store.fires import Fire
 from app.jobs.store.job_store import JobStore
 
-__all__ = ["AfterCommit", "AttemptEnd", "Effects", "JobStore", "LocalWorker", "Recorded"]
+__all__ = ["AfterCommit", "AttemptEnd", "Effects", "Fire", "JobStore", "LocalWorker", "Recorded"]

@@ -25,6 +25,7 @@ from app.jobs.notify import notify_new_jobs
 from app.jobs.store import attempts, claims, lifecycle
 from app.jobs.store.attempts import AttemptEnd, Recorded
 from app.jobs.store.effects import AfterCommit, Effects
+from app.jobs.store.fires import Fire, insert_fire
 from app.jobs.store.rows import JOBS, event_row, insert_events, job_row
 
 
@@ -78,6 +79,15 @@ class JobStore:
             limits=limits,
             task_names=task_names,
         )
+
+    @staticmethod
+    async def queue_fire_in(
+        session: AsyncSession, fire: Fire, *, now: datetime | None = None
+    ) -> str | None:
+        """Queue a schedule's fire in the caller's transaction: one job per (schedule, fire
+        time), whichever process gets there first; None when it was already queued. The
+        caller publishes and counts the new job once its transaction commits."""
+        return await insert_fire(session, fire, now=now)
 
     @staticmethod
     async def finish_in(session: AsyncSession, ends: Sequence[AttemptEnd]) -> list[Recorded]:

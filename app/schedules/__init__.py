@@ -1,0 +1,1 @@
+"""Schedules: tasks that run by themselves, on a cron expression or a fixed interval."""
