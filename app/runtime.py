@@ -3,14 +3,17 @@
 import logging
 from dataclasses import dataclass
 
+from app.artifacts.hierarchy import DEFAULT_HIERARCHY, ArtifactHierarchy
 from app.artifacts.manager import ArtifactManager
 from app.core.metrics import Metrics
 from app.core.settings import Settings
 from app.db.database import Database
+from app.jobs.callbacks import CallbackConfig, CallbackDispatcher
 from app.jobs.events import EventBus
+from app.jobs.hooks import HookDispatcher
 from app.jobs.notify import PostgresListener
 from app.jobs.scheduler import JobScheduler
-from app.jobs.worker import Worker, WorkerConfig
+from app.jobs.worker import Worker, WorkerConfig, make_worker_id
 from app.tasks.registry import TaskRegistry
 
 logger = logging.getLogger(__name__)
@@ -24,6 +27,8 @@ class Runtime:
     worker: Worker | None
     listener: PostgresListener | None = None
     metrics: Metrics | None = None
+    callbacks: CallbackDispatcher | None = None
+    hooks: HookDispatcher | None = None
 
     async def close(self) -> None:
         """Stop the worker (grace period, then hand back) and close the database."""
@@ -31,6 +36,10 @@ class Runtime:
             await self.listener.stop()
         if self.worker is not None:
             await self.worker.stop()
+        if self.callbacks is not None:
+            await self.callbacks.stop()
+        if self.hooks is not None:
+            await self.hooks.stop()
         await self.database.dispose()
 
 
@@ -40,11 +49,17 @@ async def start_runtime(
     run_worker: bool,
     registry: type[TaskRegistry] = TaskRegistry,
     metrics: Metrics | None = None,
+    hierarchy: ArtifactHierarchy = DEFAULT_HIERARCHY,
+    hooks: object | None = None,
 ) -> Runtime:
-    """Create the runtime objects and, if asked, start a worker."""
+    """Create the runtime objects and, if asked, start a worker; the callback dispatcher
+    runs when `TASKEXEC_CALLBACK_ALLOWED_HOSTS` allows callbacks; `hooks` are called after
+    job changes this process makes."""
     database = Database(settings.database_url)
-    artifacts = ArtifactManager(database)
     bus = EventBus()
+    artifacts = ArtifactManager(
+        database, bus=bus, max_bytes=settings.max_artifact_bytes, hierarchy=hierarchy
+    )
     metrics = metrics or Metrics()
     scheduler = JobScheduler(
         database,
@@ -73,7 +88,20 @@ async def start_runtime(
             metrics=metrics,
         )
         scheduler.worker = worker
+        worker.results = scheduler.results
         await worker.start()
+    scheduler.results.callback_hosts = settings.callback_allowed_hosts
+    hook_dispatcher = None
+    if hooks is not None:
+        hook_dispatcher = HookDispatcher(hooks, database, timeout=settings.hook_timeout_seconds)
+        hook_dispatcher.start()
+        scheduler.results.hooks = hook_dispatcher
+    callbacks = None
+    if settings.callback_allowed_hosts:
+        callbacks = CallbackDispatcher(
+            database, CallbackConfig.from_settings(settings), owner=make_worker_id(), bus=bus
+        )
+        await callbacks.start()
     listener = None
     if not database.is_sqlite:
         # Other processes' jobs and events reach this one through LISTEN/NOTIFY.
@@ -94,4 +122,6 @@ async def start_runtime(
         "runtime started",
         extra={"database": database.url.get_backend_name(), "worker": worker is not None},
     )
-    return Runtime(database, artifacts, scheduler, worker, listener, metrics)
+    return Runtime(
+        database, artifacts, scheduler, worker, listener, metrics, callbacks, hook_dispatcher
+    )

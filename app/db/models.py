@@ -2,6 +2,16 @@
 
 from app.artifacts.models import Artifact
 from app.db.base import Base
+from app.jobs.cache_models import CacheEntry
+from app.jobs.callback_models import CallbackDelivery
 from app.jobs.models import Job, JobAttempt, JobEvent
 
-__all__ = ["Artifact", "Base", "Job", "JobAttempt", "JobEvent"]
+__all__ = [
+    "Artifact",
+    "Base",
+    "CacheEntry",
+    "CallbackDelivery",
+    "Job",
+    "JobAttempt",
+    "JobEvent",
+]

@@ -8,7 +8,7 @@ subscribers; on PostgreSQL a NOTIFY wakes the other processes' buses.
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from enum import StrEnum
@@ -103,11 +103,18 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subscribers: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._listeners: list[Callable[[], None]] = []  # woken by any publish (callbacks)
+
+    def listen(self, wake: Callable[[], None]) -> None:
+        """Call `wake()` (cheap, non-blocking) whenever any job changes."""
+        self._listeners.append(wake)
 
     def publish(self, job_ids: Iterable[str]) -> None:
         for job_id in job_ids:
             for event in self._subscribers.get(job_id, ()):
                 event.set()
+        for wake in self._listeners:
+            wake()
 
     def publish_payload(self, payload: str) -> None:
         """A NOTIFY payload: comma-separated job ids."""

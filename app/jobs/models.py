@@ -64,6 +64,11 @@ class Job(Base):
     event_seq: Mapped[int] = mapped_column(Integer, default=0)
     # The id of the HTTP request that created the job, for log correlation.
     request_id: Mapped[str | None] = mapped_column(String(100))
+    # Result caching: the job whose result this one reused, and this job's cache key.
+    cached_from: Mapped[str | None] = mapped_column(IdColumnType())
+    cache_key: Mapped[str | None] = mapped_column(String(64))
+    # Where to POST the job's summary when it ends (see app/jobs/callbacks.py).
+    callback_url: Mapped[str | None] = mapped_column(String(2048))
 
 
 class JobAttempt(Base):

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.artifacts.manager import ArtifactManager
 from app.core.tracebacks import format_exception
 from app.db.database import ambient_session
 from app.jobs.context import JobCancelledError, JobContext
@@ -102,6 +103,7 @@ async def run_task(
     and `Outcome.lingering` is the thread, which keeps its concurrency slot until it returns.
     """
     injected = _Injected(shared, context, session_factory)
+    context.artifacts = shared.get(ArtifactManager)  # results: ctx.add_artifact
     try:
         kwargs = definition.validate_params(params)
         for name, wanted in definition.injected.items():

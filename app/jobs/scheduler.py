@@ -16,11 +16,13 @@ from app.core.logging import context_value
 from app.core.metrics import Metrics
 from app.db.batching import BatchWriter
 from app.db.database import Database, ambient_session
+from app.jobs.cache import CacheMode, admit, plan_cache
 from app.jobs.events import EventBus, EventType, event_row, insert_events
 from app.jobs.live import wait_until
 from app.jobs.models import Job, JobStatus
 from app.jobs.notify import notify_cancel, notify_new_jobs
 from app.jobs.repository import JobRepository
+from app.jobs.results_feed import ResultsFeed
 from app.jobs.schemas import AttemptRead, JobDetail, JobRead
 from app.tasks.registry import TaskRegistry
 
@@ -36,6 +38,8 @@ class SubmitOptions(TypedDict, total=False):
     timeout: float | None
     retries: int | None
     idempotency_key: str | None
+    cache: CacheMode | None
+    callback_url: str | None
 
 
 class JobScheduler:
@@ -60,6 +64,7 @@ class JobScheduler:
         self.bus = bus or EventBus()
         self.metrics = metrics
         self.worker: Any = None  # the embedded Worker, attached by the app's lifespan
+        self.results = ResultsFeed(metrics)  # results: cache counters, hooks, callback hosts
         self._inserts: BatchWriter[Job, None] = BatchWriter(database, _insert_jobs)
 
     async def submit(
@@ -118,9 +123,17 @@ class JobScheduler:
             # A job queued by a running task inherits the request id of that task's job.
             request_id=request_id or context_value("request_id"),
         )
+        # results: callback outbox and result cache (app/jobs/cache.py, app/jobs/callbacks.py)
+        job.callback_url = self.results.accept_callback_url(options.get("callback_url"))
+        plan = plan_cache(definition, params, options.get("cache"))
         try:
             session = ambient_session.get()
-            if session is None:
+            if plan is not None or job.callback_url is not None:
+                admitted = await admit(self.database, job, plan, _insert_jobs)
+                self.results.admitted(admitted, self.bus)
+                if admitted.job is not job or admitted.outcome == "hit":
+                    return JobRead.from_job(admitted.job), admitted.created
+            elif session is None:
                 await self._inserts.submit(job)
             else:
                 # Queued by a task holding a session: part of its transaction (an outbox).
@@ -201,6 +214,8 @@ class JobScheduler:
         self.bus.publish([job_id])
         if read.status == JobStatus.CANCELED and self.metrics is not None:
             self.metrics.jobs_finished.labels(read.task_name, read.status.value).inc()
+        if read.status == JobStatus.CANCELED:
+            self.results.job_finished(job_id)  # results: hooks
         if read.status == JobStatus.CANCELING and self.worker is not None:
             self.worker.cancel_local(job_id)
         return read

@@ -40,6 +40,10 @@ class JobRead(BaseModel):
     cancel_requested: bool
     timeout: float | None = Field(description="Seconds an attempt may run.")
     idempotency_key: str | None
+    cached_from: str | None = Field(
+        default=None, description="A cache hit: the job whose result this one reused."
+    )
+    callback_url: str | None = Field(default=None, description="Where the summary is POSTed.")
 
     @classmethod
     def from_job(cls, job: Job) -> "JobRead":
@@ -62,6 +66,8 @@ class JobRead(BaseModel):
             cancel_requested=job.cancel_requested_at is not None,
             timeout=job.timeout_seconds,
             idempotency_key=job.idempotency_key,
+            cached_from=job.cached_from,
+            callback_url=job.callback_url,
         )
 
 

@@ -32,6 +32,7 @@ from app.jobs.outcomes import (
     should_retry,
 )
 from app.jobs.repository import JobRepository
+from app.jobs.results_feed import ResultsFeed
 from app.jobs.runner import Outcome, error_record, run_task
 from app.jobs.sink import JobEventSink, current_sink, install_log_capture
 from app.tasks.registry import TaskDefinition, TaskRegistry
@@ -118,6 +119,7 @@ class Worker:
         self._executor = ThreadPoolExecutor(config.concurrency, thread_name_prefix="taskexec-sync")
         # Finished attempts and new claims share transactions (group commit).
         self._writer: BatchWriter[AttemptEnd | _Claim, Any] = BatchWriter(database, self._write)
+        self.results: ResultsFeed | None = None  # results: hooks after commits
 
     @property
     def is_alive(self) -> bool:
@@ -219,6 +221,8 @@ class Worker:
     async def _claim(self, limit: int) -> list[Job]:
         claimed: list[Job] = await self._writer.submit(_Claim(limit))
         self.bus.publish(job.id for job in claimed)
+        if self.results is not None:  # results: on_job_started
+            self.results.jobs_started(job.id for job in claimed)
         return claimed
 
     async def _write(
@@ -341,8 +345,11 @@ class Worker:
         delay = 0.1
         while True:
             try:
-                await self._writer.submit(end)
+                held = await self._writer.submit(end)
                 self.bus.publish([end.job.id])
+                if self.results is not None and held:  # results: on_job_finished / retrying
+                    retrying = should_retry(end.job, end.definition, end.outcome)
+                    self.results.attempt_recorded(end.job.id, retrying=retrying)
                 # A recorded end can free a task or tag limit: look for work again.
                 self._wake.set()
                 return

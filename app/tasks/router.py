@@ -9,15 +9,23 @@ from app.artifacts.schemas import shown
 from app.core.deps import SettingsDep, get_scheduler
 from app.core.errors import BadRequestError, NotFoundError
 from app.core.settings import Settings
+from app.jobs.cache import forget
 from app.jobs.router import WaitQuery, check_wait
 from app.jobs.scheduler import JobScheduler
 from app.tasks.registry import TASK_NAME_RE, TaskDefinition, TaskRegistry
-from app.tasks.schemas import ExecuteAccepted, ExecuteFinished, ExecuteRequest, TaskInfo
+from app.tasks.schemas import (
+    CacheForgotten,
+    ExecuteAccepted,
+    ExecuteFinished,
+    ExecuteRequest,
+    TaskInfo,
+)
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["Tasks"])
 
 TaskName = Annotated[str, Path(pattern=TASK_NAME_RE.pattern, max_length=200)]
 Scheduler = Annotated[JobScheduler, Depends(get_scheduler)]
+_UNKNOWN_TASK = {"description": "Unknown task."}
 
 
 def _definition(name: str) -> TaskDefinition:
@@ -51,7 +59,10 @@ async def get_task(name: TaskName) -> TaskInfo:
     response_model=ExecuteAccepted | ExecuteFinished,
     responses={
         200: {"description": "Finished within `?wait=`.", "model": ExecuteFinished},
-        400: {"description": "Missing, unknown or wrong-typed params (one entry per problem)."},
+        400: {
+            "description": "Missing, unknown or wrong-typed params (one entry per problem), "
+            "or a callback_url whose host is not allowed."
+        },
         404: {"description": "Unknown task."},
         409: {"description": "Idempotency key already used with other params."},
         413: {"description": "Body over the size limit."},
@@ -89,11 +100,17 @@ async def execute_task(
         timeout=options.timeout,
         retries=options.retries,
         idempotency_key=key,
+        cache=options.cache,
+        callback_url=options.callback_url,
         request_id=getattr(request.state, "request_id", None),
     )
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
-    if not created:
+    if not created and key is not None and job.idempotency_key == key:
         response.headers["Idempotent-Replayed"] = "true"
+    elif not created:
+        response.headers["Taskexec-Cache"] = "joined"
+    elif job.cached_from is not None:
+        response.headers["Taskexec-Cache"] = "hit"
     message = f"Task '{name}' submitted for execution. Job ID: {job.id}"
     if wait:
         detail = await scheduler.wait(job.id, wait)
@@ -102,6 +119,13 @@ async def execute_task(
             artifact = await _artifact(request, detail.result, settings)
             return ExecuteFinished(job_id=job.id, message=message, job=detail, artifact=artifact)
     return ExecuteAccepted(job_id=job.id, message=message)
+
+
+@router.delete("/{name}/cache", response_model=CacheForgotten, responses={404: _UNKNOWN_TASK})
+async def forget_task_cache(name: TaskName, scheduler: Scheduler) -> CacheForgotten:
+    """Forget the task's cached results: later requests run it again."""
+    _definition(name)
+    return CacheForgotten(task_name=name, forgotten=await forget(scheduler.database, name))
 
 
 async def _artifact(request: Request, artifact_id: str | None, settings: Settings) -> Any:

@@ -1,6 +1,6 @@
 """Task metadata as the API shows it."""
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -29,6 +29,9 @@ class TaskOptionsRead(BaseModel):
     max_concurrency: int | None
     priority: int
     description: str | None
+    cache_ttl: float | None = Field(default=None, description="Seconds a result is reused.")
+    cache_version: str | None = None
+    cache_key: str | None = Field(default=None, description="The custom cache key function.")
 
 
 class TaskInfo(BaseModel):
@@ -66,6 +69,17 @@ class ExecuteRequest(BaseModel):
     timeout: float | None = Field(default=None, gt=0, le=366 * 86400, description="Seconds.")
     retries: int | None = Field(default=None, ge=0, le=100)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    cache: Literal["use", "refresh", "bypass"] | None = Field(
+        default=None,
+        description="For caching tasks: reuse a fresh result (`use`, the default), run anew "
+        "and cache that (`refresh`), or run without the cache (`bypass`).",
+    )
+    callback_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description="POST the job's summary here when it ends (allowed hosts only).",
+    )
 
     @model_validator(mode="after")
     def _one_start_time(self) -> "ExecuteRequest":
@@ -88,3 +102,10 @@ class ExecuteFinished(BaseModel):
     message: str
     job: JobDetail
     artifact: ArtifactRead | None
+
+
+class CacheForgotten(BaseModel):
+    """The cache entries of a task were dropped."""
+
+    task_name: str
+    forgotten: int = Field(description="How many cache keys were dropped.")
