@@ -41,3 +41,23 @@ async def run_to_end(
 ) -> dict[str, Any]:
     """Submit a task, wait for its job to finish, and return the final job."""
     return await wait_for_job(client, await execute(client, task_name, params))
+
+
+def assert_problem(
+    response: httpx.Response, status: int, code: str | None = None
+) -> dict[str, Any]:
+    """The response is a problem+json answer with `status` (and `code`, if given)."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    if code is not None:
+        assert body["code"] == code, body
+    return body
+
+
+async def job_events(client: httpx.AsyncClient, job_id: str) -> list[dict[str, Any]]:
+    """Every event of a job, in order."""
+    response = await client.get(f"/api/v1/jobs/{job_id}/events", params={"limit": 500})
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items

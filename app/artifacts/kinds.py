@@ -60,7 +60,8 @@ def normalise(kind: str, data: Any, *, max_bytes: int) -> tuple[ArtifactKind, An
         raise ArtifactInvalid(f"artifact kind {kind!r} is not one of: {kinds}") from None
     try:
         plain = to_jsonable_python(data)
-        size = len(json.dumps(plain, allow_nan=False, separators=(",", ":")).encode())
+        text = json.dumps(plain, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+        size = len(text.encode())
     except (PydanticSerializationError, TypeError, ValueError) as exc:
         raise ArtifactInvalid(f"artifact data cannot be stored as JSON: {exc}") from exc
     if size > max_bytes:
