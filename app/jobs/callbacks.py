@@ -121,15 +121,15 @@ class CallbackDispatcher:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(config.timeout), follow_redirects=False, trust_env=False
+        )
 
     def wake(self) -> None:
         self._wake.set()
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(self.config.timeout), follow_redirects=False, trust_env=False
-        )
+        """Run the dispatch loop (`deliver_due` also works without it)."""
         self.bus.listen(self.wake)
         self._task = asyncio.create_task(self._loop(), name=f"callbacks {self.owner}")
 
@@ -140,8 +140,7 @@ class CallbackDispatcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._client is not None:
-            await self._client.aclose()
+        await self._client.aclose()
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -176,8 +175,8 @@ class CallbackDispatcher:
 
     async def _post(self, job: Job) -> tuple[int | None, str | None]:
         client, url = self._client, job.callback_url
-        if client is None or url is None:
-            return None, "the dispatcher is not running"
+        if url is None:
+            return None, "the job has no callback_url"
         body = callback_body(JobRead.from_job(job))
         sent_at = utcnow()
         headers = {
