@@ -170,6 +170,12 @@ class CallbackDispatcher:
             job = await session.get(Job, job_id)
         if job is None or job.callback_url is None:
             return  # deleted meanwhile: its outbox row went with it
+        host = urlsplit(job.callback_url).hostname or ""
+        if not host_allowed(host, self.config.allowed_hosts):
+            # The list changed since the job was queued: never call a host no longer allowed.
+            error = f"host {host!r} is no longer in TASKEXEC_CALLBACK_ALLOWED_HOSTS"
+            await self._record(job_id, self.config.max_attempts, None, error)
+            return
         status_code, error = await self._post(job)
         await self._record(job_id, attempt, status_code, error)
 
