@@ -65,7 +65,15 @@ class ArtifactManager:
         check_description(description)
         artifact_kind, stored = normalise(kind, data, max_bytes=self.max_bytes)
         now = utcnow()
-        async with self.database.joined_transaction() as session:
+        # The event bumps the job row's event counter. On PostgreSQL that row lock must not
+        # live on in a task's own open transaction (heartbeats and progress would wait for
+        # it), so the artifact commits at once. On SQLite a second writer would wait for the
+        # task's open write transaction while the task waits for it: join that transaction.
+        if self.database.is_sqlite:
+            transaction = self.database.joined_transaction()
+        else:
+            transaction = self.database.transaction()
+        async with transaction as session:
             repo = ArtifactRepository(session)
             level = await self._level_under(repo, job_id, name, parent_id)
             values = {

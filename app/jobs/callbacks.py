@@ -173,8 +173,8 @@ class CallbackDispatcher:
         host = urlsplit(job.callback_url).hostname or ""
         if not host_allowed(host, self.config.allowed_hosts):
             # The list changed since the job was queued: never call a host no longer allowed.
-            error = f"host {host!r} is no longer in TASKEXEC_CALLBACK_ALLOWED_HOSTS"
-            await self._record(job_id, self.config.max_attempts, None, error)
+            refusal = f"host {host!r} is no longer in TASKEXEC_CALLBACK_ALLOWED_HOSTS"
+            await self._record(job_id, self.config.max_attempts, None, refusal)
             return
         status_code, error = await self._post(job)
         await self._record(job_id, attempt, status_code, error)

@@ -4,6 +4,8 @@ replacement on retry, the `artifact_created` event, and the size and shape bound
 from typing import Any
 
 import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.jobs.context import JobContext
 from app.tasks.registry import TaskRegistry
@@ -189,3 +191,21 @@ async def test_job_artifact_routes_answer_problems(
     assert "nothing" in assert_problem(missing, 404, "not_found")["detail"]
     assert_problem(await client.get(f"/api/v1/jobs/{job['id']}/artifacts/a%20b"), 400)
     assert_problem(await client.get("/api/v1/jobs/not-an-id/artifacts"), 400)
+
+
+async def test_a_task_holding_a_session_adds_artifacts(
+    registry: type[TaskRegistry], client: httpx.AsyncClient
+) -> None:
+    @registry.register("with_session")
+    async def with_session(ctx: JobContext, session: AsyncSession) -> int:
+        await session.execute(text("SELECT 1"))
+        await ctx.add_artifact("first", 1)
+        ctx.progress(0.5)
+        await ctx.add_artifact("second", 2)
+        return 2
+
+    job = await run_to_end(client, "with_session")
+    names = {item["name"] for item in (await _artifacts(client, job["id"]))["items"]}
+
+    assert job["status"] == "completed", job
+    assert names == {"result", "first", "second"}

@@ -17,6 +17,7 @@ from app.jobs.callback_store import add_delivery
 from app.jobs.callbacks import CallbackConfig, CallbackDispatcher, check_callback_url
 from app.jobs.events import EventBus
 from app.jobs.models import JobStatus
+from app.jobs.repository import JobRepository
 from app.tasks.registry import TaskRegistry
 from tests.callback_receiver import CallbackReceiver
 from tests.conftest import ClientFactory
@@ -191,3 +192,27 @@ async def test_two_dispatchers_deliver_each_callback_once(
     delivered = sorted(json.loads(r.body)["data"]["id"] for r in receiver.received)
     assert delivered == sorted(job_ids)
     assert sum(counts) == 20
+
+
+async def test_a_host_removed_from_the_list_is_never_called(
+    database: Database, receiver: CallbackReceiver
+) -> None:
+    receiver.start()
+    job = await insert_job(
+        database, status=JobStatus.COMPLETED, finished_at=utcnow(), callback_url=receiver.url
+    )
+    async with database.transaction() as session:
+        await add_delivery(session, job.id, utcnow())
+    config = CallbackConfig(allowed_hosts=["hooks.example.com"])
+    dispatcher = CallbackDispatcher(database, config, owner="d", bus=EventBus())
+    try:
+        assert await dispatcher.deliver_due() == 1
+        assert await dispatcher.deliver_due() == 0
+    finally:
+        await dispatcher.stop()
+    async with database.read_session() as session:
+        events, _ = await JobRepository(session).events_page(job.id, types=None, limit=10, offset=0)
+
+    assert [e.type for e in events] == ["callback_attempted", "callback_failed"]
+    assert "no longer in TASKEXEC_CALLBACK_ALLOWED_HOSTS" in events[1].data["error"]
+    assert receiver.received == []
