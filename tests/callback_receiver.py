@@ -13,6 +13,12 @@ from tests.e2e.conftest import free_port
 MAX_BODY = 1024 * 1024
 
 
+class _Server(ThreadingHTTPServer):
+    allow_reuse_address = True
+    # Dispatchers send up to 16 callbacks at once; the default backlog of 5 would refuse some.
+    request_queue_size = 128
+
+
 @dataclass(frozen=True)
 class Received:
     path: str
@@ -28,7 +34,7 @@ class CallbackReceiver:
         self.status = status
         self.received: list[Received] = []
         self._changed = threading.Condition()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -53,8 +59,7 @@ class CallbackReceiver:
             def log_message(self, format: str, *args: object) -> None:
                 """Quiet."""
 
-        ThreadingHTTPServer.allow_reuse_address = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = _Server(("127.0.0.1", self.port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 

@@ -176,14 +176,13 @@ async def test_two_dispatchers_deliver_each_callback_once(
         async with database.transaction() as session:
             await add_delivery(session, job.id, utcnow())
         job_ids.append(job.id)
-    config = CallbackConfig(allowed_hosts=["127.0.0.1"], timeout=5)
+    config = CallbackConfig(allowed_hosts=["127.0.0.1"], timeout=20, backoff=0)
     dispatchers = [
         CallbackDispatcher(database, config, owner=f"d{n}", bus=EventBus()) for n in range(2)
     ]
     try:
         # Both claim at the same time, again and again: each delivery goes out once.
-        rounds = [d.deliver_due() for d in dispatchers for _ in range(3)]
-        counts = await asyncio.gather(*rounds)
+        counts = await asyncio.gather(*(d.deliver_due() for d in dispatchers for _ in range(3)))
         await asyncio.to_thread(receiver.wait_for, 20)
     finally:
         for dispatcher in dispatchers:
