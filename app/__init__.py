@@ -2,6 +2,8 @@
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.artifacts.hierarchy import ArtifactHierarchy
+from app.artifacts.kinds import ArtifactInvalid, ArtifactTooLarge
 from app.artifacts.manager import ArtifactManager
 from app.artifacts.schemas import ArtifactIn, ArtifactRead
 from app.core.settings import Settings
@@ -16,9 +18,12 @@ from app.tasks.registry import TaskDefinition, TaskRegistry
 from app.tasks.schemas import ParameterInfo, TaskInfo
 
 __all__ = [
+    "ArtifactHierarchy",
     "ArtifactIn",
+    "ArtifactInvalid",
     "ArtifactManager",
     "ArtifactRead",
+    "ArtifactTooLarge",
     "AsyncSession",
     "Database",
     "JobCancelledError",

@@ -3,17 +3,21 @@
 import logging
 from dataclasses import dataclass
 
+from app.artifacts.hierarchy import DEFAULT_HIERARCHY, ArtifactHierarchy
 from app.artifacts.manager import ArtifactManager
 from app.core.metrics import Metrics
 from app.core.settings import Settings
 from app.db.database import Database
 from app.jobs.bounds import Bounds
+from app.jobs.callbacks import CallbackConfig, CallbackDispatcher
 from app.jobs.events import EventBus
+from app.jobs.hooks import HookDispatcher
 from app.jobs.injectables import Injectables
 from app.jobs.notify import PostgresListener
 from app.jobs.scheduler import JobScheduler
 from app.jobs.store import AfterCommit, JobStore
 from app.jobs.worker import Worker, WorkerConfig
+from app.jobs.worker_ids import make_worker_id
 from app.schedules.runtime import Schedules, start_schedules
 from app.tasks.registry import Registry, TaskRegistry
 
@@ -29,6 +33,8 @@ class Runtime:
     listener: PostgresListener | None = None
     metrics: Metrics | None = None
     schedules: Schedules | None = None
+    callbacks: CallbackDispatcher | None = None
+    hooks: HookDispatcher | None = None
 
     async def close(self) -> None:
         """Stop the worker (grace period, then hand back) and close the database."""
@@ -38,6 +44,10 @@ class Runtime:
             await self.listener.stop()
         if self.worker is not None:
             await self.worker.stop()
+        if self.callbacks is not None:
+            await self.callbacks.stop()
+        if self.hooks is not None:
+            await self.hooks.stop()
         await self.database.dispose()
 
 
@@ -47,12 +57,18 @@ async def start_runtime(
     run_worker: bool,
     registry: Registry | None = None,
     metrics: Metrics | None = None,
+    hierarchy: ArtifactHierarchy = DEFAULT_HIERARCHY,
+    hooks: object | None = None,
 ) -> Runtime:
-    """Create the runtime objects and, if asked, start a worker."""
+    """Create the runtime objects and, if asked, start a worker; the callback dispatcher
+    runs when `TASKEXEC_CALLBACK_ALLOWED_HOSTS` allows callbacks; `hooks` are called after
+    job changes this process makes."""
     registry = registry if registry is not None else TaskRegistry.default()
     database = Database(settings.database_url)
-    artifacts = ArtifactManager(database)
     bus = EventBus()
+    artifacts = ArtifactManager(
+        database, bus=bus, max_bytes=settings.max_artifact_bytes, hierarchy=hierarchy
+    )
     metrics = metrics or Metrics()
     # One store per process: the scheduler and the worker share its after-commit effects.
     store = JobStore(database, AfterCommit(bus, metrics))
@@ -83,7 +99,20 @@ async def start_runtime(
             registry=registry,
             store=store,
         )
+        worker.results = scheduler.results
         await worker.start()
+    scheduler.results.callback_hosts = settings.callback_allowed_hosts
+    hook_dispatcher = None
+    if hooks is not None:
+        hook_dispatcher = HookDispatcher(hooks, database, timeout=settings.hook_timeout_seconds)
+        hook_dispatcher.start()
+        scheduler.results.hooks = hook_dispatcher
+    callbacks = None
+    if settings.callback_allowed_hosts:
+        callbacks = CallbackDispatcher(
+            database, CallbackConfig.from_settings(settings), owner=make_worker_id(), bus=bus
+        )
+        await callbacks.start()
     listener = None
     if not database.is_sqlite:
         # Other processes' jobs and events reach this one through LISTEN/NOTIFY.
@@ -108,4 +137,14 @@ async def start_runtime(
         "runtime started",
         extra={"database": database.url.get_backend_name(), "worker": worker is not None},
     )
-    return Runtime(database, artifacts, scheduler, worker, listener, metrics, schedules)
+    return Runtime(
+        database,
+        artifacts,
+        scheduler,
+        worker,
+        listener,
+        metrics,
+        schedules,
+        callbacks,
+        hook_dispatcher,
+    )

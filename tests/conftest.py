@@ -83,7 +83,9 @@ def truncate_postgres(url: str) -> None:
     async def truncate() -> None:
         conn = await asyncpg.connect(asyncpg_dsn(url))
         try:
-            await conn.execute("TRUNCATE jobs, artifacts, schedules CASCADE")
+            await conn.execute(
+                "TRUNCATE jobs, artifacts, schedules, cache_entries, callback_deliveries CASCADE"
+            )
         finally:
             await conn.close()
 

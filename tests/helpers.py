@@ -83,19 +83,24 @@ def parse_sse(text: str) -> list[dict[str, Any]]:
 PROBLEM_KEYS = frozenset({"type", "title", "status", "detail", "code"})
 
 
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    """Assert `response` is an RFC 9457 problem with `status`; return its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert set(body) >= PROBLEM_KEYS
-    assert body["status"] == status
-    return body
-
-
 async def job_total(client: httpx.AsyncClient) -> int:
     """How many jobs the service holds (`total` of the job list)."""
     response = await client.get("/api/v1/jobs")
     assert response.status_code == 200, response.text
     total: int = response.json()["total"]
     return total
+
+
+def assert_problem(
+    response: httpx.Response, status: int, code: str | None = None
+) -> dict[str, Any]:
+    """Assert `response` is an RFC 9457 problem with `status` (and `code`, if given); return
+    its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert set(body) >= PROBLEM_KEYS
+    assert body["status"] == status
+    if code is not None:
+        assert body["code"] == code, body
+    return body

@@ -1,13 +1,18 @@
 """All artifact SQL. Repositories flush, never commit."""
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.artifacts.models import Artifact
 from app.core.clock import new_id, utcnow
 from app.core.pagination import keys_within_budget, stored_bytes
+from app.db.base import table_of
+
+ARTIFACTS = table_of(Artifact)
 
 
 class ArtifactRepository:
@@ -15,13 +20,73 @@ class ArtifactRepository:
         self.session = session
 
     async def add(self, data: Any, job_id: str | None = None) -> Artifact:
-        artifact = Artifact(id=new_id(), job_id=job_id, data=data, created_at=utcnow())
-        self.session.add(artifact)
-        await self.session.flush()
-        return artifact
+        """An unnamed artifact (saved through `ArtifactManager.save`)."""
+        values = {
+            "id": new_id(),
+            "job_id": job_id,
+            "name": None,  # explicit: the column's default names a job's result record
+            "kind": "json",
+            "description": None,
+            "parent_id": None,
+            "level": 0,
+            "data": data,
+            "created_at": utcnow(),
+        }
+        await self.session.execute(insert(ARTIFACTS).values(**values))
+        return Artifact(**values)
+
+    async def upsert_named(self, values: dict[str, Any]) -> tuple[str, bool]:
+        """Insert a named artifact of a job, or replace the one of that name.
+
+        Returns its id (kept when replaced, so children stay attached) and whether it replaced
+        one. One statement: concurrent writers of one name cannot both insert.
+        """
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = insert(ARTIFACTS).values(**values)
+        replaced = {
+            key: stmt.excluded[key]
+            for key in ("kind", "description", "parent_id", "level", "data", "created_at")
+        }
+        upsert = stmt.on_conflict_do_update(index_elements=["job_id", "name"], set_=replaced)
+        artifact_id = (await self.session.execute(upsert.returning(ARTIFACTS.c.id))).scalar_one()
+        return artifact_id, artifact_id != values["id"]
 
     async def get(self, artifact_id: str) -> Artifact | None:
         return await self.session.get(Artifact, artifact_id)
+
+    async def get_named(self, job_id: str, name: str) -> Artifact | None:
+        return (
+            await self.session.scalars(
+                select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name)
+            )
+        ).one_or_none()
+
+    async def id_of(self, job_id: str, name: str) -> str | None:
+        return await self.session.scalar(
+            select(Artifact.id).where(Artifact.job_id == job_id, Artifact.name == name)
+        )
+
+    async def parent_of(self, artifact_id: str) -> tuple[str | None, int] | None:
+        """(parent_id, level) of an artifact, or None if it does not exist."""
+        row = (
+            await self.session.execute(
+                select(Artifact.parent_id, Artifact.level).where(Artifact.id == artifact_id)
+            )
+        ).one_or_none()
+        return None if row is None else (row[0], row[1])
+
+    async def children_of(self, parent_ids: Sequence[str], *, limit: int) -> list[Artifact]:
+        """Children of any of `parent_ids`, oldest first, at most `limit`."""
+        if not parent_ids:
+            return []
+        rows = await self.session.scalars(
+            select(Artifact)
+            .where(Artifact.parent_id.in_(list(parent_ids)))
+            .order_by(Artifact.id)
+            .limit(limit)
+        )
+        return list(rows)
 
     async def list_page(
         self,

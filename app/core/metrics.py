@@ -37,6 +37,21 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=r,
         )
+        self.cache_hits = Counter(
+            "taskexec_cache_hits", "Requests answered from the result cache.", ["task"], registry=r
+        )
+        self.cache_misses = Counter(
+            "taskexec_cache_misses",
+            "Requests of caching tasks that ran the task (no fresh result, or `refresh`).",
+            ["task"],
+            registry=r,
+        )
+        self.cache_joins = Counter(
+            "taskexec_cache_joins",
+            "Requests that joined an identical job already pending or running.",
+            ["task"],
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "taskexec_queue_depth", "Pending jobs (all processes).", registry=r
         )

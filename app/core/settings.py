@@ -61,10 +61,19 @@ class Settings(BaseSettings):
     schedule_max_catchup: int = Field(default=100, ge=1, le=10_000)
     schedule_grace_seconds: float = Field(default=60.0, ge=0)
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    max_artifact_bytes: int = Field(default=1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    hook_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    callback_secret: str | None = Field(default=None, min_length=1)
+    callback_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    callback_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    callback_max_attempts: int = Field(default=8, ge=1, le=100)
+    callback_backoff_seconds: float = Field(default=2.0, ge=0, le=3600)
+    callback_backoff_max_seconds: float = Field(default=600.0, ge=0, le=86400)
+    callback_poll_interval: float = Field(default=5.0, gt=0, le=3600)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 
-    @field_validator("task_modules", "api_keys", mode="before")
+    @field_validator("task_modules", "api_keys", "callback_allowed_hosts", mode="before")
     @classmethod
     def _split_modules(cls, value: object) -> object:
         if isinstance(value, str):
@@ -107,6 +116,11 @@ class Settings(BaseSettings):
             if limit < 1:
                 raise ValueError(f"tag limit for {tag!r} must be at least 1")
         return value
+
+    @field_validator("callback_allowed_hosts")
+    @classmethod
+    def _lower_hosts(cls, value: list[str]) -> list[str]:
+        return [host.lower() for host in value]
 
     @property
     def is_sqlite(self) -> bool:

@@ -2,7 +2,18 @@
 
 from app.artifacts.models import Artifact
 from app.db.base import Base
+from app.jobs.cache_models import CacheEntry
+from app.jobs.callback_models import CallbackDelivery
 from app.jobs.models import Job, JobAttempt, JobEvent
 from app.schedules.models import ScheduleRecord
 
-__all__ = ["Artifact", "Base", "Job", "JobAttempt", "JobEvent", "ScheduleRecord"]
+__all__ = [
+    "Artifact",
+    "Base",
+    "CacheEntry",
+    "CallbackDelivery",
+    "Job",
+    "JobAttempt",
+    "JobEvent",
+    "ScheduleRecord",
+]

@@ -1,15 +1,37 @@
 """`JobContext`: what a running task knows about its own job."""
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from app.artifacts.schemas import ArtifactRead
+
+# How long `add_artifact_sync` waits for the loop to store the artifact.
+SYNC_ARTIFACT_TIMEOUT = 60.0
 
 
 class JobCancelledError(Exception):
     """Raised by `JobContext.raise_if_cancelled()` once cancellation was requested."""
+
+
+class ArtifactWriter(Protocol):
+    """Stores named artifacts of a job (implemented by `ArtifactManager`)."""
+
+    async def add_named(
+        self,
+        job_id: str,
+        name: str,
+        data: Any,
+        *,
+        kind: str = "json",
+        description: str | None = None,
+        parent_id: str | None = None,
+    ) -> "ArtifactRead": ...
 
 
 @dataclass(frozen=True)
@@ -51,6 +73,9 @@ class JobContext:
         )
         self._cancel = threading.Event()
         self._on_progress = on_progress
+        # Named artifacts: set by the runner; the loop serves `add_artifact_sync` from threads.
+        self.artifacts: ArtifactWriter | None = None
+        self._loop = _running_loop()
 
     @property
     def cancel_requested(self) -> bool:
@@ -81,3 +106,55 @@ class JobContext:
 
     def request_cancel(self) -> None:
         self._cancel.set()
+
+    async def add_artifact(
+        self,
+        name: str,
+        data: Any,
+        *,
+        kind: str = "json",
+        description: str | None = None,
+        parent_id: str | None = None,
+    ) -> "ArtifactRead":
+        """Store a named artifact of this job (a retry that adds `name` again replaces it).
+
+        `kind` is json, text or markdown (a string), table (`{"columns", "rows"}` or a list
+        of records) or link (`{"url", "title"}`); `parent_id` nests it under another artifact.
+        Raises `ArtifactInvalid` for a bad name, kind, shape or parent and `ArtifactTooLarge`
+        past `TASKEXEC_MAX_ARTIFACT_BYTES`. Each store is an `artifact_created` job event.
+        """
+        if self.artifacts is None:
+            raise RuntimeError("this job context has no artifact store")
+        return await self.artifacts.add_named(
+            self.job_id, name, data, kind=kind, description=description, parent_id=parent_id
+        )
+
+    def add_artifact_sync(
+        self,
+        name: str,
+        data: Any,
+        *,
+        kind: str = "json",
+        description: str | None = None,
+        parent_id: str | None = None,
+    ) -> "ArtifactRead":
+        """`add_artifact` for sync tasks (which run in threads): blocks until it is stored.
+
+        Not for async tasks: from the event loop's own thread it raises `RuntimeError`.
+        """
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("this job context is not attached to an event loop")
+        if _running_loop() is loop:
+            raise RuntimeError("in an async task, use `await ctx.add_artifact(...)`")
+        coroutine = self.add_artifact(
+            name, data, kind=kind, description=description, parent_id=parent_id
+        )
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(SYNC_ARTIFACT_TIMEOUT)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -7,7 +7,7 @@ PostgreSQL a NOTIFY wakes the other processes' buses.
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 
@@ -35,11 +35,18 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subscribers: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._listeners: list[Callable[[], None]] = []  # woken by any publish (callbacks)
+
+    def listen(self, wake: Callable[[], None]) -> None:
+        """Call `wake()` (cheap, non-blocking) whenever any job changes."""
+        self._listeners.append(wake)
 
     def publish(self, job_ids: Iterable[str]) -> None:
         for job_id in job_ids:
             for event in self._subscribers.get(job_id, ()):
                 event.set()
+        for wake in self._listeners:
+            wake()
 
     def publish_payload(self, payload: str) -> None:
         """A NOTIFY payload: comma-separated job ids."""

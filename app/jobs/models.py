@@ -74,6 +74,11 @@ class Job(Base):
     # its jobs (and this link to it) as they are.
     schedule_id: Mapped[str | None] = mapped_column(IdColumnType())
     scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Result caching: the job whose result this one reused, and this job's cache key.
+    cached_from: Mapped[str | None] = mapped_column(IdColumnType())
+    cache_key: Mapped[str | None] = mapped_column(String(64))
+    # Where to POST the job's summary when it ends (see app/jobs/callbacks.py).
+    callback_url: Mapped[str | None] = mapped_column(String(2048))
 
 
 class JobAttempt(Base):

@@ -157,6 +157,7 @@ async def run_task(
     """
     injected = _Injected(shared, context, session_factory)
     convert = functools.partial(to_json_result, max_bytes=bounds.max_result_bytes)
+    context.artifacts = shared.artifacts  # ctx.add_artifact stores through it
     try:
         kwargs = definition.validate_params(params)
         for name, wanted in definition.injected.items():

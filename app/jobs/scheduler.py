@@ -15,10 +15,12 @@ from app.core.errors import ConflictError, NotFoundError, ValidationFailedError
 from app.core.logging import context_value
 from app.core.metrics import Metrics
 from app.db.database import Database
+from app.jobs.cache import CacheMode, plan_cache
 from app.jobs.events import EventBus
 from app.jobs.live import wait_until
 from app.jobs.models import Job, JobStatus
 from app.jobs.repository import JobRepository
+from app.jobs.results_feed import ResultsFeed
 from app.jobs.schemas import AttemptRead, JobDetail, JobRead
 from app.jobs.store import AfterCommit, JobStore, LocalWorker
 from app.tasks.registry import Registry, TaskDefinition, TaskRegistry
@@ -37,6 +39,8 @@ class SubmitOptions(TypedDict, total=False):
     timeout: float | None
     retries: int | None
     idempotency_key: str | None
+    cache: CacheMode | None
+    callback_url: str | None
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ class JobScheduler:
         self.max_concurrency = max_concurrency
         self.registry = registry if registry is not None else TaskRegistry.default()
         self.store = store or JobStore(database, AfterCommit(bus or EventBus(), metrics))
+        # Told after each commit: cache counters, hooks, the allowed callback hosts.
+        self.results = ResultsFeed(self.store.after_commit.metrics)
         self.max_worker_losses = max_worker_losses
 
     @property
@@ -117,7 +123,13 @@ class JobScheduler:
         if prepared.replay is not None:
             return prepared.replay, False
         job = prepared.job
+        job.callback_url = self.results.accept_callback_url(options.get("callback_url"))
+        plan = plan_cache(definition, params or {}, options.get("cache"))
         try:
+            if plan is not None or job.callback_url is not None:
+                admitted = await self.store.admit(job, plan)
+                self.results.admitted(admitted)
+                return JobRead.from_job(admitted.job), admitted.created
             await self.store.queue([job])
         except IntegrityError:
             # Another request with the same key won the race.
@@ -283,7 +295,10 @@ class JobScheduler:
 
         A finished job cannot be canceled (`ConflictError`).
         """
-        return JobRead.from_job(await self.store.cancel(job_id))
+        job = JobRead.from_job(await self.store.cancel(job_id))
+        if job.status is JobStatus.CANCELED:
+            self.results.job_finished(job_id)  # hooks: a pending job ended
+        return job
 
     async def delete(self, job_id: str) -> None:
         """Delete a finished job and its artifacts; `ConflictError` while it is not finished."""

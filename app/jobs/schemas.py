@@ -46,6 +46,10 @@ class JobRead(BaseModel):
     scheduled_for: Timestamp | None = Field(
         default=None, description="That fire's time (the task reads it as ctx.scheduled_for)."
     )
+    cached_from: str | None = Field(
+        default=None, description="A cache hit: the job whose result this one reused."
+    )
+    callback_url: str | None = Field(default=None, description="Where the summary is POSTed.")
 
     @classmethod
     def from_job(cls, job: Job) -> "JobRead":
@@ -70,6 +74,8 @@ class JobRead(BaseModel):
             idempotency_key=job.idempotency_key,
             schedule_id=job.schedule_id,
             scheduled_for=job.scheduled_for,
+            cached_from=job.cached_from,
+            callback_url=job.callback_url,
         )
 
 

@@ -20,12 +20,14 @@ from app.db.batching import GroupCommit
 from app.db.database import Database
 from app.jobs.bounds import Bounds
 from app.jobs.context import JobContext, ProgressUpdate
+from app.jobs.decisions import Retry
 from app.jobs.events import EventBus
 from app.jobs.injectables import Injectables
 from app.jobs.limits import ConcurrencyLimits
 from app.jobs.models import Job, JobStatus
 from app.jobs.outcomes import decide, not_storable_end, unstorable_reason
 from app.jobs.repository import JobRepository
+from app.jobs.results_feed import ResultsFeed
 from app.jobs.runner import ExecutorName, Outcome, error_record, run_task, runs_in_process
 from app.jobs.sink import JobEventSink, current_sink, install_log_capture
 from app.jobs.store import AfterCommit, AttemptEnd, Effects, JobStore, Recorded
@@ -107,6 +109,8 @@ class Worker:
         group = GroupCommit(database)
         self._ends = group.writer(JobStore.finish_in)
         self._claims = group.writer(self._claim_in)
+        # Told after each commit (hooks); set by the runtime when results features are on.
+        self.results: ResultsFeed | None = None
 
     @property
     def bus(self) -> EventBus:
@@ -201,6 +205,8 @@ class Worker:
     async def _claim(self, limit: int) -> list[Job]:
         claimed, effects = await self._claims.submit(limit)
         self.store.after_commit.apply(effects)
+        if self.results is not None:
+            self.results.jobs_started(job.id for job in claimed)
         return claimed
 
     async def _claim_in(
@@ -346,6 +352,9 @@ class Worker:
                 delay = min(delay * 2, 5.0)
                 continue
             self.store.after_commit.apply(recorded.effects)
+            if self.results is not None and recorded.held:
+                retrying = isinstance(end.verdict, Retry)
+                self.results.attempt_recorded(end.job.id, retrying=retrying)
             return
 
     async def _write_events(

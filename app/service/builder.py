@@ -7,6 +7,8 @@ from typing import Any, Self
 
 from fastapi import APIRouter, Depends, FastAPI
 
+from app.artifacts.hierarchy import DEFAULT_HIERARCHY, ArtifactHierarchy
+from app.artifacts.router import job_artifacts_router
 from app.artifacts.router import router as artifacts_router
 from app.core.auth import UNAUTHORIZED_RESPONSES, api_key_dependency
 from app.core.body_limit import BodyLimitMiddleware
@@ -15,6 +17,7 @@ from app.core.metrics import HttpMetricsMiddleware, Metrics
 from app.core.request_id import RequestIdMiddleware
 from app.core.settings import Settings
 from app.db.migrate import upgrade_async
+from app.jobs.hooks import check_hooks
 from app.jobs.router import router as jobs_router
 from app.runtime import start_runtime
 from app.schedules.router import router as schedules_router
@@ -55,6 +58,8 @@ class ServiceBuilder:
         self._api_keys: list[str] = []
         self._routers: list[tuple[APIRouter, dict[str, Any]]] = []
         self._overrides: dict[str, Any] = {}
+        self._hierarchy = DEFAULT_HIERARCHY
+        self._hooks: object | None = None
 
     def with_health(self) -> Self:
         self._health = True
@@ -76,8 +81,18 @@ class ServiceBuilder:
             self._overrides["run_worker"] = run_worker
         return self
 
-    def with_artifacts(self) -> Self:
+    def with_artifacts(self, *, hierarchy: ArtifactHierarchy | None = None) -> Self:
+        """Artifact routes; `hierarchy` labels the levels of nested artifacts."""
         self._artifacts = True
+        if hierarchy is not None:
+            self._hierarchy = hierarchy
+        return self
+
+    def with_hooks(self, hooks: object) -> Self:
+        """Call `hooks.on_job_started` / `on_job_finished` / `on_job_retrying` /
+        `on_cache_hit` (async, each optional) after job changes this process makes."""
+        check_hooks(hooks)
+        self._hooks = hooks
         return self
 
     def with_tasks(self) -> Self:
@@ -115,6 +130,7 @@ class ServiceBuilder:
         )
         app.state.settings = settings
         app.state.service_info = self.info
+        app.state.artifact_hierarchy = self._hierarchy
         metrics = Metrics()
         app.state.metrics = metrics
         install_error_handlers(app)
@@ -139,6 +155,7 @@ class ServiceBuilder:
             app.include_router(jobs_router, **guarded)
         if self._artifacts:
             app.include_router(artifacts_router, **guarded)
+            app.include_router(job_artifacts_router, **guarded)
         if self._jobs:
             app.include_router(schedules_router, **guarded)
         for router, kwargs in self._routers:
@@ -147,13 +164,18 @@ class ServiceBuilder:
 
     def _lifespan(self, settings: Settings) -> Any:
         jobs_enabled = self._jobs
+        hierarchy, hooks = self._hierarchy, self._hooks
 
         @asynccontextmanager
         async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             if settings.auto_migrate:
                 await upgrade_async(settings.database_url)
             runtime = await start_runtime(
-                settings, run_worker=jobs_enabled and settings.run_worker, metrics=app.state.metrics
+                settings,
+                run_worker=jobs_enabled and settings.run_worker,
+                metrics=app.state.metrics,
+                hierarchy=hierarchy,
+                hooks=hooks,
             )
             app.state.database = runtime.database
             app.state.artifact_manager = runtime.artifacts

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.schedules.definition import Schedule
 from app.tasks.injection import injected_parameters
@@ -46,10 +46,21 @@ class TaskOptions(BaseModel):
     def _parse_schedule(cls, value: object) -> object:
         return None if value is None else Schedule.parse(value)
 
+    # Result caching (app/jobs/cache.py): on when `cache_ttl` is set.
+    cache_ttl: float | None = Field(default=None, gt=0)
+    cache_version: str | int | None = None
+    cache_key: Callable[[dict[str, Any]], str] | None = None
+
     @field_validator("retry_on", mode="before")
     @classmethod
     def _one_or_many(cls, value: object) -> object:
         return (value,) if isinstance(value, type) else value
+
+    @model_validator(mode="after")
+    def _cache_needs_ttl(self) -> "TaskOptions":
+        if self.cache_ttl is None and (self.cache_version is not None or self.cache_key):
+            raise ValueError("cache_version and cache_key need cache_ttl (seconds)")
+        return self
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,10 +104,22 @@ class TaskDefinition:
             injected=list(self.injected),
             is_async=self.is_async,
             options=TaskOptionsRead(
-                **self.options.model_dump(exclude={"retry_on", "schedule"}),
+                **self.options.model_dump(
+                    exclude={"retry_on", "schedule", "cache_key", "cache_version"}
+                ),
                 retry_on=[exc.__name__ for exc in self.options.retry_on],
+                cache_version=_text(self.options.cache_version),
+                cache_key=_qualname(self.options.cache_key),
             ),
         )
+
+
+def _text(value: str | int | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _qualname(fn: Callable[..., Any] | None) -> str | None:
+    return None if fn is None else getattr(fn, "__qualname__", repr(fn))
 
 
 def _parameter_info(param: inspect.Parameter) -> ParameterInfo:

@@ -14,6 +14,7 @@ from app.jobs.router import WaitQuery, check_wait
 from app.jobs.scheduler import JobScheduler, SubmitOptions
 from app.tasks.registry import TASK_NAME_RE, TaskDefinition, TaskRegistry
 from app.tasks.schemas import (
+    CacheForgotten,
     ExecuteAccepted,
     ExecuteFinished,
     ExecuteManyAccepted,
@@ -26,6 +27,7 @@ router = APIRouter(prefix="/api/v1/tasks", tags=["Tasks"])
 
 TaskName = Annotated[str, Path(pattern=TASK_NAME_RE.pattern, max_length=200)]
 Scheduler = Annotated[JobScheduler, Depends(get_scheduler)]
+_UNKNOWN_TASK = {"description": "Unknown task."}
 
 
 def _definition(name: str) -> TaskDefinition:
@@ -71,7 +73,10 @@ async def get_task(name: TaskName) -> TaskInfo:
     dependencies=[Depends(require_json_body)],
     responses={
         200: {"description": "Finished within `?wait=`.", "model": ExecuteFinished},
-        400: {"description": "Missing, unknown or wrong-typed params (one entry per problem)."},
+        400: {
+            "description": "Missing, unknown or wrong-typed params (one entry per problem), "
+            "or a callback_url whose host is not allowed."
+        },
         404: {"description": "Unknown task."},
         409: {"description": "Idempotency key already used with other params."},
         413: {"description": "Body over the size limit."},
@@ -110,11 +115,17 @@ async def execute_task(
         timeout=options.timeout,
         retries=options.retries,
         idempotency_key=key,
+        cache=options.cache,
+        callback_url=options.callback_url,
         request_id=getattr(request.state, "request_id", None),
     )
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
-    if not created:
+    if not created and key is not None and job.idempotency_key == key:
         response.headers["Idempotent-Replayed"] = "true"
+    elif not created:
+        response.headers["Taskexec-Cache"] = "joined"
+    elif job.cached_from is not None:
+        response.headers["Taskexec-Cache"] = "hit"
     message = f"Task '{name}' submitted for execution. Job ID: {job.id}"
     if wait:
         detail = await scheduler.wait(job.id, wait)
@@ -168,12 +179,35 @@ async def execute_task_many(
                 }
             ],
         )
+    unsupported = [
+        {
+            "loc": ["body", "items", str(index), field],
+            "msg": f"{field} is not supported in a batch; use $execute",
+            "type": "unsupported",
+        }
+        for index, item in enumerate(body.items)
+        for field in ("cache", "callback_url")
+        if getattr(item, field) is not None
+    ]
+    if unsupported:
+        raise ValidationFailedError(
+            "Batch items cannot use the result cache or a completion callback; "
+            "submit those jobs with $execute.",
+            errors=unsupported,
+        )
     jobs = await scheduler.enqueue_many(
         name,
         [(item.params, _options(item, item.idempotency_key)) for item in body.items],
         request_id=getattr(request.state, "request_id", None),
     )
     return ExecuteManyAccepted(job_ids=[job.id for job in jobs])
+
+
+@router.delete("/{name}/cache", response_model=CacheForgotten, responses={404: _UNKNOWN_TASK})
+async def forget_task_cache(name: TaskName, scheduler: Scheduler) -> CacheForgotten:
+    """Forget the task's cached results: later requests run it again."""
+    _definition(name)
+    return CacheForgotten(task_name=name, forgotten=await scheduler.store.forget_cache(name))
 
 
 async def _artifact(request: Request, artifact_id: str | None, settings: Settings) -> Any:

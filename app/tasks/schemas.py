@@ -1,7 +1,7 @@
 """Task metadata as the API shows it."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -45,6 +45,9 @@ class TaskOptionsRead(BaseModel):
     max_worker_losses: int | None = Field(
         description="Times a job is re-queued after its worker died (null: the service default)."
     )
+    cache_ttl: float | None = Field(default=None, description="Seconds a result is reused.")
+    cache_version: str | None = None
+    cache_key: str | None = Field(default=None, description="The custom cache key function.")
 
 
 class TaskInfo(BaseModel):
@@ -95,6 +98,19 @@ class ExecuteRequest(BaseModel):
         default=None, min_length=1, max_length=200, pattern=NO_NUL_PATTERN
     )
 
+    cache: Literal["use", "refresh", "bypass"] | None = Field(
+        default=None,
+        description="For caching tasks: reuse a fresh result (`use`, the default), run anew "
+        "and cache that (`refresh`), or run without the cache (`bypass`).",
+    )
+    callback_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        pattern=NO_NUL_PATTERN,
+        description="POST the job's summary here when it ends (allowed hosts only).",
+    )
+
     @field_validator("run_at")
     @classmethod
     def _run_at_in_range(cls, value: datetime | None) -> datetime | None:
@@ -141,3 +157,10 @@ class ExecuteFinished(BaseModel):
     message: str
     job: JobDetail
     artifact: ArtifactRead | None
+
+
+class CacheForgotten(BaseModel):
+    """The cache entries of a task were dropped."""
+
+    task_name: str
+    forgotten: int = Field(description="How many cache keys were dropped.")

@@ -39,10 +39,14 @@ async def test_add_assigns_id_and_timestamp_and_flushes(database: Database) -> N
     before = datetime.now(UTC)
     async with database.transaction() as session:
         artifact = await ArtifactRepository(session).add({"a": 1})
-        # Flushed: visible to a query in the same transaction.
+        # Written: visible to a query in the same transaction.
         found = await session.scalar(select(Artifact).where(Artifact.id == artifact.id))
 
-    assert found is artifact
+    assert found is not None
+    assert (found.id, found.data) == (artifact.id, {"a": 1})
+    # Saved through the manager, an artifact has no name (`result` is the run's record).
+    assert found.name is None
+    assert artifact.name is None
     assert re.match(ULID_PATTERN, artifact.id)
     assert artifact.job_id is None
     assert artifact.data == {"a": 1}

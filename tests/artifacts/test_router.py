@@ -56,7 +56,19 @@ async def test_successful_run_record(
     job = await run_to_end(client, "add", {"a": 2})
     artifact = await _artifact(client, job["result"])
 
-    assert set(artifact) == {"id", "job_id", "data", "created_at"}
+    assert set(artifact) == {
+        "id",
+        "job_id",
+        "name",
+        "kind",
+        "description",
+        "parent_id",
+        "level",
+        "data",
+        "created_at",
+    }
+    assert (artifact["name"], artifact["kind"], artifact["level"]) == ("result", "json", 0)
+    assert artifact["parent_id"] is None
     assert artifact["id"] == job["result"]
     assert artifact["job_id"] == job["id"]
     assert artifact["data"] == {

@@ -123,5 +123,6 @@ def test_constraint_names_follow_the_convention() -> None:
     artifacts = Base.metadata.tables["artifacts"]
     assert jobs.primary_key.name == "pk_jobs"
     assert {fk.constraint.name for fk in artifacts.foreign_keys if fk.constraint} == {
-        "fk_artifacts_job_id_jobs"
+        "fk_artifacts_job_id_jobs",
+        "fk_artifacts_parent_id_artifacts",
     }

@@ -6,9 +6,7 @@ import httpx
 
 from app.tasks.registry import TaskRegistry
 from tests.conftest import ClientFactory
-from tests.helpers import wait_for_job
-
-PROBLEM_JSON = "application/problem+json"
+from tests.helpers import assert_problem, job_total, wait_for_job
 
 
 def _register_double(registry: type[TaskRegistry]) -> None:
@@ -20,21 +18,6 @@ def _register_double(registry: type[TaskRegistry]) -> None:
 
 async def _post(client: httpx.AsyncClient, body: Any, task: str = "double") -> httpx.Response:
     return await client.post(f"/api/v1/tasks/{task}/$execute-many", json=body)
-
-
-def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM_JSON
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
-
-
-async def _job_count(client: httpx.AsyncClient) -> int:
-    response = await client.get("/api/v1/jobs")
-    assert response.status_code == 200, response.text
-    total: int = response.json()["total"]
-    return total
 
 
 async def test_queues_one_job_per_item_in_item_order(
@@ -72,12 +55,12 @@ async def test_one_invalid_item_rejects_the_batch_and_names_it_by_index(
         {"params": {}},
     ]
 
-    body = _problem(await _post(client, {"items": items}), 400)
+    body = assert_problem(await _post(client, {"items": items}), 400)
 
     locs = [error["loc"] for error in body["errors"]]
     assert locs == [["items", "3", "params", "x"], ["items", "4", "params", "x"]]
     assert "items.3.params.x" in body["detail"]
-    assert await _job_count(client) == 0
+    assert await job_total(client) == 0
 
 
 async def test_invalid_item_options_are_named_by_index(
@@ -86,11 +69,23 @@ async def test_invalid_item_options_are_named_by_index(
     _register_double(registry)
     items = [{"params": {"x": 1}}, {"params": {"x": 2}, "priority": "high", "bogus": 1}]
 
-    body = _problem(await _post(client, {"items": items}), 400)
+    body = assert_problem(await _post(client, {"items": items}), 400)
 
     locs = {tuple(error["loc"]) for error in body["errors"]}
     assert locs == {("body", "items", "1", "priority"), ("body", "items", "1", "bogus")}
-    assert await _job_count(client) == 0
+    assert await job_total(client) == 0
+
+
+async def test_cache_and_callbacks_are_refused_in_a_batch_by_index(
+    client: httpx.AsyncClient, registry: type[TaskRegistry]
+) -> None:
+    _register_double(registry)
+    items = [{"params": {"x": 1}}, {"params": {"x": 2}, "cache": "refresh"}]
+
+    body = assert_problem(await _post(client, {"items": items}), 400)
+
+    assert [error["loc"] for error in body["errors"]] == [["body", "items", "1", "cache"]]
+    assert await job_total(client) == 0
 
 
 async def test_batch_size_is_bounded(
@@ -98,8 +93,8 @@ async def test_batch_size_is_bounded(
 ) -> None:
     _register_double(registry)
     async with client_factory(max_batch=3) as client:
-        empty = _problem(await _post(client, {"items": []}), 400)
-        too_many = _problem(await _post(client, {"items": [{"params": {"x": 1}}] * 4}), 400)
+        empty = assert_problem(await _post(client, {"items": []}), 400)
+        too_many = assert_problem(await _post(client, {"items": [{"params": {"x": 1}}] * 4}), 400)
         exactly = await _post(client, {"items": [{"params": {"x": 1}}] * 3})
 
         assert empty["errors"][0]["loc"] == ["body", "items"]
@@ -108,7 +103,7 @@ async def test_batch_size_is_bounded(
         ]
         assert "TASKEXEC_MAX_BATCH" in too_many["detail"]
         assert exactly.status_code == 202, exactly.text
-        assert await _job_count(client) == 3
+        assert await job_total(client) == 3
 
 
 async def test_unknown_task_and_missing_body(
@@ -116,10 +111,10 @@ async def test_unknown_task_and_missing_body(
 ) -> None:
     _register_double(registry)
 
-    _problem(await _post(client, {"items": [{"params": {}}]}, task="nope"), 404)
-    _problem(await client.post("/api/v1/tasks/double/$execute-many"), 400)
-    _problem(await _post(client, {"items": [{"params": {"x": 1}}], "extra": True}), 400)
-    assert await _job_count(client) == 0
+    assert_problem(await _post(client, {"items": [{"params": {}}]}, task="nope"), 404)
+    assert_problem(await client.post("/api/v1/tasks/double/$execute-many"), 400)
+    assert_problem(await _post(client, {"items": [{"params": {"x": 1}}], "extra": True}), 400)
+    assert await job_total(client) == 0
 
 
 async def test_per_item_idempotency_keys_replay_existing_jobs(
@@ -147,7 +142,7 @@ async def test_per_item_idempotency_keys_replay_existing_jobs(
     assert len({ids[0], ids[1], ids[2]}) == 3
     assert again.status_code == 202, again.text
     assert again.json()["job_ids"] == ids[:2]
-    assert await _job_count(client) == 3
+    assert await job_total(client) == 3
 
 
 async def test_a_reused_key_with_other_params_conflicts_and_queues_nothing(
@@ -171,6 +166,6 @@ async def test_a_reused_key_with_other_params_conflicts_and_queues_nothing(
         },
     )
 
-    _problem(conflict, 409)
-    _problem(in_batch, 409)
-    assert await _job_count(client) == 1
+    assert_problem(conflict, 409)
+    assert_problem(in_batch, 409)
+    assert await job_total(client) == 1

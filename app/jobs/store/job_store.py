@@ -11,22 +11,21 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.clock import isoformat, utcnow
+from app.core.clock import utcnow
 from app.db.batching import BatchWriter
 from app.db.database import Database, ambient_session
+from app.jobs.cache import Admission, CachePlan
 from app.jobs.context import ProgressUpdate
-from app.jobs.events import EventBus, EventType
+from app.jobs.events import EventBus
 from app.jobs.limits import ConcurrencyLimits
-from app.jobs.models import Job, JobStatus
-from app.jobs.notify import notify_new_jobs
-from app.jobs.store import attempts, claims, lifecycle
+from app.jobs.models import Job
+from app.jobs.store import attempts, cached, claims, lifecycle, rows
 from app.jobs.store.attempts import AttemptEnd, Recorded
 from app.jobs.store.effects import AfterCommit, Effects
 from app.jobs.store.fires import Fire, insert_fire
-from app.jobs.store.rows import JOBS, event_row, insert_events, job_row
+from app.jobs.store.queueing import queue_in
 
 
 class JobStore:
@@ -56,6 +55,22 @@ class JobStore:
             return
         # Concurrent submits share transactions (group commit).
         self.after_commit.apply(await self._queue.submit(jobs))
+
+    async def admit(self, job: Job, plan: CachePlan | None) -> Admission:
+        """Queue `job` through the result cache (a hit, a join of the matching job in flight,
+        or a new run) with its callback outbox row, in one transaction; the effects follow
+        the commit (of the running task's session, when the job is queued inside one)."""
+        admission, effects = await cached.admit(self.database, job, plan)
+        session = ambient_session.get()
+        if session is not None:
+            self.after_commit.defer(session, effects)
+        else:
+            self.after_commit.apply(effects)
+        return admission
+
+    async def forget_cache(self, task_name: str) -> int:
+        """Drop every cache entry of a task; later requests run it again."""
+        return await cached.forget(self.database, task_name)
 
     # Claim and run ----------------------------------------------------------------------
 
@@ -130,6 +145,15 @@ class JobStore:
             effects = await lifecycle.append(session, job_id, events, progress)
         self.after_commit.apply(effects)
 
+    @staticmethod
+    async def append_in(
+        session: AsyncSession, job_id: str, events: Sequence[tuple[str, dict[str, Any]]]
+    ) -> Effects:
+        """Append events to a job in the caller's transaction (e.g. `artifact_created` with
+        the named artifact it describes); the effects are for after the commit."""
+        last = await rows.append_events(session, job_id, events)
+        return Effects(changed=[job_id] if last else [])
+
     # Cancel and delete ------------------------------------------------------------------
 
     async def cancel(self, job_id: str) -> Job:
@@ -149,33 +173,3 @@ class JobStore:
         """Retention: delete up to `limit` jobs that finished before `cutoff`."""
         async with self.database.transaction() as session:
             return await lifecycle.delete_finished_before(session, cutoff, limit)
-
-
-async def queue_in(session: AsyncSession, batches: Sequence[Sequence[Job]]) -> list[Effects]:
-    """Insert each batch of new jobs with their `created` events and one NOTIFY."""
-    jobs = [job for batch in batches for job in batch]
-    for job in jobs:
-        job.event_seq = 1  # the `created` event below
-    await session.execute(insert(JOBS), [job_row(job) for job in jobs])
-    await insert_events(
-        session,
-        [
-            event_row(
-                job.id,
-                1,
-                EventType.CREATED,
-                {"status": JobStatus.PENDING.value, "run_at": isoformat(job.run_at)},
-                job.created_at,
-            )
-            for job in jobs
-        ],
-    )
-    await notify_new_jobs(session)
-    return [
-        Effects(
-            changed=[job.id for job in batch],
-            queued=[(job.id, job.task_name) for job in batch],
-            wake=True,
-        )
-        for batch in batches
-    ]
