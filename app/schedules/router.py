@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/v1/schedules", tags=["Schedules"])
 ScheduleId = Annotated[str, Path(pattern=ULID_PATTERN, description="The schedule's ULID.")]
 
 
-def get_schedules(request: Request) -> ScheduleManager:
+async def get_schedules(request: Request) -> ScheduleManager:
     manager: ScheduleManager | None = getattr(request.app.state, "schedules", None)
     if manager is None:
         raise ServiceUnavailableError("Schedules are not available in this service.")

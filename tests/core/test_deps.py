@@ -24,6 +24,11 @@ def _routes(app: FastAPI) -> Iterator[tuple[str, Callable[..., Any], Dependant]]
 
 
 def _is_async(call: Callable[..., Any]) -> bool:
+    """As FastAPI decides it: a function by itself, any other callable by its `__call__`."""
+    if not inspect.isroutine(call):
+        if inspect.isclass(call):
+            return False
+        call = call.__call__
     return inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
 
 
