@@ -25,11 +25,10 @@ def _routes(app: FastAPI) -> Iterator[tuple[str, Callable[..., Any], Dependant]]
 
 def _is_async(call: Callable[..., Any]) -> bool:
     """As FastAPI decides it: a function by itself, any other callable by its `__call__`."""
-    if not inspect.isroutine(call):
-        if inspect.isclass(call):
-            return False
-        call = call.__call__
-    return inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
+    if inspect.isclass(call):
+        return False
+    target: object = call if inspect.isroutine(call) else getattr(call, "__call__", None)  # noqa: B004
+    return inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)
 
 
 def _sync_dependencies(dependant: Dependant) -> Iterator[str]:
