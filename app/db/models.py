@@ -3,5 +3,6 @@
 from app.artifacts.models import Artifact
 from app.db.base import Base
 from app.jobs.models import Job, JobAttempt, JobEvent
+from app.ui import indexes as ui_indexes  # noqa: F401  (the dashboard's indexes on jobs)
 
 __all__ = ["Artifact", "Base", "Job", "JobAttempt", "JobEvent"]

@@ -19,10 +19,11 @@ from app.jobs.router import router as jobs_router
 from app.runtime import start_runtime
 from app.service.docs import install_offline_docs
 from app.service.metrics_router import router as metrics_router
-from app.service.openapi import install_problem_openapi
+from app.service.openapi import install_problem_openapi, install_task_openapi
 from app.service.router import health_router, info_router
 from app.service.schemas import ServiceInfo
 from app.tasks.router import router as tasks_router
+from app.ui.install import install_ui
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class ServiceBuilder:
         self._artifacts = False
         self._tasks = False
         self._monitoring = False
+        self._ui = False
         self._api_keys: list[str] = []
         self._routers: list[tuple[APIRouter, dict[str, Any]]] = []
         self._overrides: dict[str, Any] = {}
@@ -88,6 +90,11 @@ class ServiceBuilder:
         self._monitoring = True
         return self
 
+    def with_ui(self) -> Self:
+        """The dashboard at `/ui` (implies tasks); `TASKEXEC_UI=false` leaves it out."""
+        self._ui = True
+        return self.with_tasks()
+
     def with_auth(self, api_keys: list[str]) -> Self:
         """Require one of `api_keys` on every `/api/v1` route (health and docs stay open)."""
         if not api_keys or any(not key for key in api_keys):
@@ -119,6 +126,8 @@ class ServiceBuilder:
         install_error_handlers(app)
         install_offline_docs(app)
         install_problem_openapi(app)
+        if self._tasks:
+            install_task_openapi(app)
         app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
         if self._monitoring:
             app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
@@ -135,6 +144,8 @@ class ServiceBuilder:
             app.include_router(jobs_router, dependencies=guard)
         if self._artifacts:
             app.include_router(artifacts_router, dependencies=guard)
+        if self._ui and settings.ui:
+            install_ui(app, settings, api_keys)
         for router, kwargs in self._routers:
             app.include_router(router, **kwargs)
         return app
