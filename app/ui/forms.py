@@ -56,9 +56,8 @@ def form_fields(params_schema: dict[str, Any]) -> list[FormField]:
         elif schema.get("type") in SIMPLE and "anyOf" not in schema:
             kind = str(schema["type"])
         default = schema.get("default")
-        has_default = "default" in schema
         if kind == "json":
-            value = json.dumps(default, indent=2) if has_default else ""
+            value = json.dumps(default, indent=2) if default is not None else ""
         elif kind == "enum":
             value = "" if default is None else str(default)
         else:

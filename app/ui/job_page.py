@@ -90,15 +90,15 @@ async def show_job_outcome(
     session: SessionDep,
     database: DatabaseDep,
     settings: SettingsDep,
-    part: Annotated[Literal["outcome", "actions"], Query()] = "outcome",
+    part: Annotated[Literal["outcome", "actions", "facts"], Query()] = "outcome",
 ) -> Response:
-    """The parts of the page that change when the job ends: result, attempts, actions."""
+    """A part of the page that changes as the job runs: its facts, actions, or outcome
+    (result, attempts, artifacts)."""
     async with database.read_session() as db:
         view = await queries.job_view(db, job_id.upper(), log_tail=0)
     if view is None:
         return _missing(request, session, job_id)
-    template = "_job_actions.html" if part == "actions" else "_job_outcome.html"
-    return render(request, session, template, _view_context(view, settings))
+    return render(request, session, f"_job_{part}.html", _view_context(view, settings))
 
 
 @router.get("/{job_id}/stream", response_class=EventSourceResponse)
