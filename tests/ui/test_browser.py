@@ -72,11 +72,9 @@ def test_every_page_renders(
     release = tmp_path / "release"
     with server.client() as client:
         done = execute(client, "describe", {"name": "a", "count": 1})
-        failed = execute(
-            client, "describe", {"name": "a", "count": 1, "color": "red", "items": [1]}
-        )
+        second = execute(client, "describe", {"name": "b", "count": 2, "items": [1]})
         wait_job(client, done)
-        wait_job(client, failed)
+        wait_job(client, second)
         running = execute(client, "hold", {"release": str(release)})
     pages = {
         "overview": ("/ui", "Overview"),
@@ -92,6 +90,18 @@ def test_every_page_renders(
             assert heading in browser.find_element(By.TAG_NAME, "h1").text
             assert shoot(browser, screenshots, name).stat().st_size > 10_000
             no_page_errors(browser)
+        # A phone-sized window: no page scrolls sideways.
+        # (Headless windows are at least 500 px wide: emulate the phone's screen instead.)
+        phone = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", phone)
+        for name, (path, _) in pages.items():
+            browser.get(server.base_url + path)
+            overflow = browser.execute_script(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0, f"{path} is {overflow}px too wide on a phone"
+            shoot(browser, screenshots, f"{name}-phone")
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         # The overview counts what is in the database.
         browser.get(server.base_url + "/ui")
         completed = browser.find_element(By.CSS_SELECTOR, '[data-status="completed"]')
@@ -263,6 +273,14 @@ def test_jobs_list_filters_pages_and_goes_live(
             == newest
         ),
     )
+    # Keyboard focus on a row survives the refreshes.
+    browser.execute_script(
+        "window.swaps = 0;"
+        "document.body.addEventListener('htmx:afterSwap', () => { window.swaps += 1; });"
+        f"document.getElementById('row-{ids[-3]}').focus();"
+    )
+    wait_for(browser, lambda d: d.execute_script("return window.swaps") >= 2)
+    assert browser.execute_script("return document.activeElement.id") == f"row-{ids[-3]}"
     Select(browser.find_element(By.ID, "f-status")).select_by_visible_text("failed")
     browser.find_element(By.XPATH, "//button[text()='Apply']").click()
     wait_for(browser, ec.url_contains("status=failed"))

@@ -287,3 +287,17 @@ async def test_login_never_redirects_off_the_dashboard(ui_client: UiClient, targ
         response = await client.post("/ui/login", data={"key": KEY, "next": target})
 
     assert response.headers["location"] == "/ui"
+
+
+async def test_a_configured_secret_keeps_sessions_across_restarts(ui_client: UiClient) -> None:
+    secret = "s" * 32
+    async with ui_client(api_keys=[KEY], ui_secret=secret) as client:
+        await client.post("/ui/login", data={"key": KEY})
+        cookie = client.cookies["taskexec_ui"]
+
+    async with ui_client(api_keys=[KEY], ui_secret=secret) as client:
+        client.cookies.set("taskexec_ui", cookie, path="/ui")
+        assert (await client.get("/ui")).status_code == 200
+    async with ui_client(api_keys=[KEY]) as client:
+        client.cookies.set("taskexec_ui", cookie, path="/ui")
+        assert (await client.get("/ui")).status_code == 303
