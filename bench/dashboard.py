@@ -49,7 +49,7 @@ def rows(
 ) -> list[tuple[object, ...]]:
     """`count` jobs, oldest first, created evenly over the 30 days before `now`."""
     span = 30 * 86400
-    out = []
+    out: list[tuple[object, ...]] = []
     for n in range(count):
         created = now - timedelta(seconds=span * (1 - n / count))
         status = rng.choice(STATUSES)
