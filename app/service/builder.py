@@ -144,10 +144,11 @@ class ServiceBuilder:
             app.include_router(jobs_router, dependencies=guard)
         if self._artifacts:
             app.include_router(artifacts_router, dependencies=guard)
-        if self._ui and settings.ui:
-            install_ui(app, settings, api_keys)
         for router, kwargs in self._routers:
             app.include_router(router, **kwargs)
+        if self._ui and settings.ui:
+            # After the caller's routers: a route of theirs at `/` wins over the redirect.
+            install_ui(app, settings, api_keys)
         return app
 
     def _lifespan(self, settings: Settings) -> Any:

@@ -7,7 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import APIRouter
 
+from app.main import create_app
 from app.service.builder import ServiceBuilder
 from app.service.schemas import ServiceInfo
 from app.tasks.registry import TaskRegistry
@@ -301,3 +303,33 @@ async def test_a_configured_secret_keeps_sessions_across_restarts(ui_client: UiC
     async with ui_client(api_keys=[KEY]) as client:
         client.cookies.set("taskexec_ui", cookie, path="/ui")
         assert (await client.get("/ui")).status_code == 303
+
+
+async def test_create_app_serves_the_dashboard_unless_turned_off(
+    sqlite_database_url: str,
+) -> None:
+    for enabled, status in ((True, 200), (False, 404)):
+        app = create_app(make_settings(sqlite_database_url, ui=enabled))
+        async with running_client(app) as client:
+            assert (await client.get("/ui/tasks")).status_code == status
+
+
+async def test_a_route_of_the_callers_at_root_wins_over_the_redirect(
+    sqlite_database_url: str,
+) -> None:
+    home = APIRouter()
+
+    @home.get("/")
+    async def index() -> dict[str, str]:
+        return {"hello": "world"}
+
+    settings = make_settings(sqlite_database_url)
+    app = (
+        ServiceBuilder(info=ServiceInfo(display_name="own home"), settings=settings)
+        .with_ui()
+        .include_router(home)
+        .build()
+    )
+    async with running_client(app) as client:
+        assert (await client.get("/")).json() == {"hello": "world"}
+        assert (await client.get("/ui")).status_code == 200
