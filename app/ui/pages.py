@@ -16,7 +16,7 @@ from app.core.errors import BadRequestError
 from app.core.tracebacks import redact_run_record
 from app.jobs.models import JobStatus
 from app.tasks.registry import TASK_NAME_RE, TaskRegistry
-from app.ui import queries
+from app.ui import queries, stats
 from app.ui.forms import form_fields
 from app.ui.render import render
 from app.ui.session import Session, current_session
@@ -133,7 +133,7 @@ def _all_tags() -> list[str]:
 async def list_tasks_page(request: Request, session: SessionDep, database: DatabaseDep) -> Response:
     tasks = [TaskRegistry.get_info(name) for name in TaskRegistry.list_all()]
     async with database.read_session() as db:
-        stats = await queries.tasks_stats(
+        figures = await stats.tasks_stats(
             db,
             [task.name for task in tasks],
             count_cap=TASK_LIST_COUNT_CAP,
@@ -145,7 +145,7 @@ async def list_tasks_page(request: Request, session: SessionDep, database: Datab
         "tasks.html",
         {
             "tasks": tasks,
-            "stats": stats,
+            "stats": figures,
             "sample": TASK_LIST_SAMPLE,
             "cap": TASK_LIST_COUNT_CAP,
             "page": "tasks",
@@ -171,10 +171,10 @@ async def show_task(
         )
     info = definition.info()
     async with database.read_session() as db:
-        stats = await queries.task_stats(db, name, count_cap=TASK_COUNT_CAP, sample=DURATION_SAMPLE)
+        figures = await stats.task_stats(db, name, count_cap=TASK_COUNT_CAP, sample=DURATION_SAMPLE)
     context = {
         "task": info,
-        "stats": stats,
+        "stats": figures,
         "fields": form_fields(info.parameters_schema),
         "page": "tasks",
     }
