@@ -23,7 +23,6 @@ from app.service.openapi import install_problem_openapi, install_task_openapi
 from app.service.router import health_router, info_router
 from app.service.schemas import ServiceInfo
 from app.tasks.router import router as tasks_router
-from app.ui.install import install_ui
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +146,11 @@ class ServiceBuilder:
         for router, kwargs in self._routers:
             app.include_router(router, **kwargs)
         if self._ui and settings.ui:
-            # After the caller's routers: a route of theirs at `/` wins over the redirect.
+            # Imported here: templates and form parsing cost `import app` nothing (worker and
+            # process-executor children import it too). After the caller's routers, so a
+            # route of theirs at `/` wins over the redirect.
+            from app.ui.install import install_ui
+
             install_ui(app, settings, api_keys)
         return app
 
