@@ -36,7 +36,8 @@ def load_tasks(settings: Settings) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The full service: health, tasks, jobs with an embedded worker, artifacts, docs."""
+    """The full service: health, tasks, jobs with an embedded worker, artifacts, docs, the
+    dashboard."""
     settings = settings or Settings()
     load_tasks(settings)
     builder = (
@@ -50,5 +51,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         .with_health()
         .with_tasks()
         .with_monitoring()
+        .with_ui()
     )
     return builder.build()

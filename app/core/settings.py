@@ -4,7 +4,7 @@ import json
 import os
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidatorFunctionWrapHandler, field_validator
+from pydantic import Field, SecretStr, ValidatorFunctionWrapHandler, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     page_count_max: int = Field(default=10_000, ge=1)
     expose_traceback_paths: bool = False
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    ui: bool = True
+    # Signs dashboard session cookies; unset, each process makes a random one at start.
+    ui_secret: SecretStr | None = Field(default=None, min_length=16)
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
     run_schedules: bool = True

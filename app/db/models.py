@@ -6,6 +6,7 @@ from app.jobs.cache_models import CacheEntry
 from app.jobs.callback_models import CallbackDelivery
 from app.jobs.models import Job, JobAttempt, JobEvent
 from app.schedules.models import ScheduleRecord
+from app.ui import indexes as ui_indexes  # noqa: F401  (the dashboard's indexes on jobs)
 
 __all__ = [
     "Artifact",

@@ -23,7 +23,7 @@ from app.runtime import start_runtime
 from app.schedules.router import router as schedules_router
 from app.service.docs import install_offline_docs
 from app.service.metrics_router import router as metrics_router
-from app.service.openapi import install_problem_openapi
+from app.service.openapi import install_problem_openapi, install_task_openapi
 from app.service.router import health_router, info_router
 from app.service.schemas import ServiceInfo
 from app.tasks.router import router as tasks_router
@@ -55,6 +55,7 @@ class ServiceBuilder:
         self._artifacts = False
         self._tasks = False
         self._monitoring = False
+        self._ui = False
         self._api_keys: list[str] = []
         self._routers: list[tuple[APIRouter, dict[str, Any]]] = []
         self._overrides: dict[str, Any] = {}
@@ -104,6 +105,11 @@ class ServiceBuilder:
         self._monitoring = True
         return self
 
+    def with_ui(self) -> Self:
+        """The dashboard at `/ui` (implies tasks); `TASKEXEC_UI=false` leaves it out."""
+        self._ui = True
+        return self.with_tasks()
+
     def with_auth(self, api_keys: list[str]) -> Self:
         """Require one of `api_keys` on every `/api/v1` route (health and docs stay open)."""
         if not api_keys or any(not key for key in api_keys):
@@ -136,6 +142,8 @@ class ServiceBuilder:
         install_error_handlers(app)
         install_offline_docs(app)
         install_problem_openapi(app)
+        if self._tasks:
+            install_task_openapi(app)
         app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
         if self._monitoring:
             app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
@@ -160,6 +168,13 @@ class ServiceBuilder:
             app.include_router(schedules_router, **guarded)
         for router, kwargs in self._routers:
             app.include_router(router, **kwargs)
+        if self._ui and settings.ui:
+            # Imported here: templates and form parsing cost `import app` nothing (worker and
+            # process-executor children import it too). After the caller's routers, so a
+            # route of theirs at `/` wins over the redirect.
+            from app.ui.install import install_ui
+
+            install_ui(app, settings, api_keys)
         return app
 
     def _lifespan(self, settings: Settings) -> Any:
