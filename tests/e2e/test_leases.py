@@ -6,12 +6,14 @@ the queue without using up an attempt.
 """
 
 import contextlib
+import functools
 import signal
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import (
@@ -76,7 +78,15 @@ def test_a_lost_workers_jobs_are_recovered_once_their_lease_expires(
         # Both jobs go back to the queue without using an attempt, once their lease ran out
         # (nothing else could tell that their worker was gone), and run again here.
         for job_id in (lost, retried):
-            rerun = wait_job(client, job_id, statuses=frozenset({"running"}), timeout=15)
+            # Still `running` under the dead worker until its lease runs out: wait for the
+            # attempt a worker of this process started after the re-queue.
+            wait_until(
+                functools.partial(_started_again, client, job_id),
+                timeout=15,
+                what=f"job {job_id} to start again",
+            )
+            rerun = get_job(client, job_id)
+            assert rerun["status"] == "running"
             assert rerun["attempts"] == 1
             assert rerun["error"]["type"] == "WorkerLost"
             [requeued] = [
@@ -134,3 +144,8 @@ def test_sigterm_hands_running_jobs_back_without_using_an_attempt(
             assert [a["status"] for a in job["attempt_history"]] == ["completed"]
             assert get_job(client, job_id)["error"] is None
         assert count_jobs(client) == 2
+
+
+def _started_again(client: httpx.Client, job_id: str) -> bool:
+    events = list_all(client, f"/api/v1/jobs/{job_id}/events")
+    return sum(1 for event in events if event["type"] == "started") == 2
