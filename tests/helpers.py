@@ -94,13 +94,18 @@ async def job_total(client: httpx.AsyncClient) -> int:
 def assert_problem(
     response: httpx.Response, status: int, code: str | None = None
 ) -> dict[str, Any]:
-    """Assert `response` is an RFC 9457 problem with `status` (and `code`, if given); return
-    its body."""
+    """Assert `response` is an RFC 9457 problem with `status` (and `code`, if given): the
+    media type, every member, a `type` naming its `code`; return its body."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     body: dict[str, Any] = response.json()
-    assert set(body) >= PROBLEM_KEYS
+    assert set(body) >= PROBLEM_KEYS, body
     assert body["status"] == status
+    assert isinstance(body["title"], str)
+    assert body["title"]
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+    assert body["type"] == f"urn:taskexec:problem:{body['code']}"
     if code is not None:
         assert body["code"] == code, body
     return body

@@ -12,7 +12,7 @@ from app.core.clock import ULID_PATTERN
 from app.db.database import Database
 from app.tasks.registry import TaskRegistry
 from tests.conftest import ClientFactory
-from tests.helpers import run_to_end
+from tests.helpers import assert_problem, run_to_end
 
 UNKNOWN_ID = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 RUN_RECORD_KEYS = {"task_name", "params", "result", "error"}
@@ -37,12 +37,6 @@ async def _artifact(client: httpx.AsyncClient, artifact_id: str) -> dict[str, An
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-def _assert_problem(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["code"] == code
 
 
 # The run record -----------------------------------------------------------------------------
@@ -142,13 +136,13 @@ async def test_get_by_lowercase_id(registry: type[TaskRegistry], client: httpx.A
 async def test_get_bad_id_is_400(client: httpx.AsyncClient, bad_id: str) -> None:
     response = await client.get(f"/api/v1/artifacts/{bad_id}")
 
-    _assert_problem(response, 400, "validation_error")
+    assert_problem(response, 400, "validation_error")
 
 
 async def test_get_unknown_is_404(client: httpx.AsyncClient) -> None:
     response = await client.get(f"/api/v1/artifacts/{UNKNOWN_ID}")
 
-    _assert_problem(response, 404, "not_found")
+    assert_problem(response, 404, "not_found")
     assert UNKNOWN_ID in response.json()["detail"]
 
 
@@ -216,7 +210,7 @@ async def test_list_filters_by_job_id(
 async def test_list_with_bad_job_id_is_400(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/artifacts", params={"job_id": "nope"})
 
-    _assert_problem(response, 400, "validation_error")
+    assert_problem(response, 400, "validation_error")
 
 
 @pytest.mark.parametrize(
@@ -227,7 +221,7 @@ async def test_list_with_bad_paging_is_400(
 ) -> None:
     response = await client.get("/api/v1/artifacts", params=params)
 
-    _assert_problem(response, 400, "validation_error")
+    assert_problem(response, 400, "validation_error")
 
 
 async def test_limit_is_capped(client_factory: ClientFactory, database: Database) -> None:

@@ -3,7 +3,6 @@
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import httpx
 import pytest
@@ -23,6 +22,7 @@ from app.core.errors import (
 from app.service.builder import ServiceBuilder
 from app.service.schemas import ServiceInfo
 from tests.conftest import make_settings
+from tests.helpers import assert_problem
 
 SECRET = "db password hunter2 at /srv/secret/config.py"
 
@@ -86,37 +86,23 @@ async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def _problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM_JSON
-    body: dict[str, Any] = response.json()
-    assert body["type"] == f"urn:taskexec:problem:{code}"
-    assert isinstance(body["title"], str)
-    assert body["title"]
-    assert body["status"] == status
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-    assert body["code"] == code
-    return body
-
-
 async def test_unknown_route_is_404_problem(client: httpx.AsyncClient) -> None:
     response = await client.get("/no/such/route")
 
-    body = _problem(response, 404, "not_found")
+    body = assert_problem(response, 404, "not_found")
     assert body["instance"] == "/no/such/route"
 
 
 async def test_unknown_api_route_is_404_problem(client: httpx.AsyncClient) -> None:
     response = await client.post("/api/v1/nothing", json={})
 
-    _problem(response, 404, "not_found")
+    assert_problem(response, 404, "not_found")
 
 
 async def test_wrong_method_is_405_problem_with_allow(client: httpx.AsyncClient) -> None:
     response = await client.delete("/api/v1/tasks")
 
-    body = _problem(response, 405, "method_not_allowed")
+    body = assert_problem(response, 405, "method_not_allowed")
     assert body["title"] == "Method not allowed"
     assert "GET" in response.headers["allow"]
 
@@ -124,7 +110,7 @@ async def test_wrong_method_is_405_problem_with_allow(client: httpx.AsyncClient)
 async def test_request_validation_error_is_400_problem(client: httpx.AsyncClient) -> None:
     response = await client.get("/boom/typed", params={"number": "abc"})
 
-    body = _problem(response, 400, "validation_error")
+    body = assert_problem(response, 400, "validation_error")
     assert body["errors"] == [
         {
             "loc": ["query", "number"],
@@ -138,14 +124,14 @@ async def test_request_validation_error_is_400_problem(client: httpx.AsyncClient
 async def test_missing_query_param_is_400_problem(client: httpx.AsyncClient) -> None:
     response = await client.get("/boom/typed")
 
-    body = _problem(response, 400, "validation_error")
+    body = assert_problem(response, 400, "validation_error")
     assert [e["type"] for e in body["errors"]] == ["missing"]
 
 
 async def test_query_bounds_are_400_problem(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/jobs", params={"limit": 0, "offset": -1})
 
-    body = _problem(response, 400, "validation_error")
+    body = assert_problem(response, 400, "validation_error")
     assert sorted(tuple(e["loc"]) for e in body["errors"]) == [
         ("query", "limit"),
         ("query", "offset"),
@@ -155,7 +141,7 @@ async def test_query_bounds_are_400_problem(client: httpx.AsyncClient) -> None:
 async def test_app_error_renders_its_status_and_code(client: httpx.AsyncClient) -> None:
     response = await client.get("/boom/conflict")
 
-    body = _problem(response, 409, "conflict")
+    body = assert_problem(response, 409, "conflict")
     assert body["title"] == "Conflict"
     assert body["detail"] == "It is already done."
     assert body["instance"] == "/boom/conflict"
@@ -165,14 +151,14 @@ async def test_app_error_renders_its_status_and_code(client: httpx.AsyncClient) 
 async def test_app_error_with_entries(client: httpx.AsyncClient) -> None:
     response = await client.get("/boom/bad")
 
-    body = _problem(response, 400, "bad_request")
+    body = assert_problem(response, 400, "bad_request")
     assert body["errors"] == [{"loc": ["query", "x"], "msg": "bad"}]
 
 
 async def test_http_exception_keeps_status_detail_and_headers(client: httpx.AsyncClient) -> None:
     response = await client.get("/boom/http")
 
-    body = _problem(response, 403, "forbidden")
+    body = assert_problem(response, 403, "forbidden")
     assert body["detail"] == "Forbidden here."
     assert response.headers["x-reason"] == "test"
 
@@ -183,7 +169,7 @@ async def test_unhandled_exception_is_500_problem_without_leaks(
 ) -> None:
     response = await client.get(path)
 
-    body = _problem(response, 500, "internal_error")
+    body = assert_problem(response, 500, "internal_error")
     assert body["detail"] == "The server hit an unexpected error."
     text = response.text
     for leaked in ("hunter2", "/srv/secret", "config.py", "RuntimeError", "KeyError", "Traceback"):
@@ -262,7 +248,7 @@ def test_problem_omits_optional_members() -> None:
 async def test_a_405_allows_every_method_served_at_the_path(client: httpx.AsyncClient) -> None:
     response = await client.put("/api/v1/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV")
 
-    _problem(response, 405, "method_not_allowed")
+    assert_problem(response, 405, "method_not_allowed")
     allowed = {method.strip() for method in response.headers["allow"].split(",")}
     assert {"GET", "DELETE"} <= allowed
     assert "PUT" not in allowed

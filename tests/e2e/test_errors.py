@@ -5,7 +5,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.e2e.conftest import (
@@ -16,23 +15,13 @@ from tests.e2e.conftest import (
     get_artifact,
     wait_job,
 )
+from tests.helpers import assert_problem
 
 pytestmark = pytest.mark.e2e
 
 PROBLEM_JSON = "application/problem+json"
 BODY_LIMIT = 4096
 UNKNOWN_ULID = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["title"]
-    assert body["detail"]
-    assert body["type"].startswith("urn:taskexec:problem:")
-    return body
 
 
 @pytest.fixture

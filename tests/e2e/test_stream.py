@@ -16,6 +16,7 @@ from tests.e2e.conftest import (
     get_job,
     wait_job,
 )
+from tests.helpers import assert_problem
 
 pytestmark = pytest.mark.e2e
 
@@ -182,12 +183,6 @@ def test_a_stream_with_a_lowercase_id_and_after_query(
 
     assert events[0].id == 2
     assert_complete_history(events, first=2)
-
-
-def assert_problem(response: httpx.Response, status: int) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    assert response.json()["status"] == status
 
 
 def test_a_malformed_job_id_is_400(live_server: ServerProcess) -> None:

@@ -18,7 +18,15 @@ from app.jobs import live
 from app.jobs.context import JobContext
 from app.tasks.registry import TaskRegistry
 from tests.conftest import ClientFactory, build_app, running_client
-from tests.helpers import events_of, execute, get_json, log_messages, parse_sse, wait_for_job
+from tests.helpers import (
+    assert_problem,
+    events_of,
+    execute,
+    get_json,
+    log_messages,
+    parse_sse,
+    wait_for_job,
+)
 
 WAIT = 15.0
 PLAIN_LOGGER = "tests.jobs.live_task"
@@ -69,14 +77,6 @@ async def until(check: Callable[[], Awaitable[object]], what: str) -> object:
         if loop.time() >= deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
 
 
 # Logs

@@ -11,21 +11,12 @@ from app.db.database import Database
 from app.jobs.models import JobStatus
 from app.tasks.registry import TaskRegistry
 from tests.conftest import ClientFactory
+from tests.helpers import assert_problem
 from tests.jobs.helpers import ago, fetch_job, insert_job, wait_until_async
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00$")
 UNKNOWN_ID = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 PROBLEM_JSON = "application/problem+json"
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["title"]
-    assert body["type"].startswith("urn:taskexec:problem:")
-    return body
 
 
 async def wait_for_job(client: httpx.AsyncClient, job_id: str, *statuses: str) -> dict[str, Any]:

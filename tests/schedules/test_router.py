@@ -14,9 +14,9 @@ from app.jobs.context import JobContext
 from app.schedules.definition import Schedule
 from app.tasks.registry import TaskRegistry
 from tests.conftest import ClientFactory
-from tests.helpers import wait_for_job
+from tests.helpers import assert_problem, wait_for_job
 from tests.jobs.helpers import wait_until_async
-from tests.jobs.test_router import UNKNOWN_ID, assert_problem
+from tests.jobs.test_router import UNKNOWN_ID
 
 BASE = "/api/v1/schedules"
 

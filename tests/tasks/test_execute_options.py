@@ -9,7 +9,7 @@ import pytest
 
 from app.tasks.registry import TaskRegistry
 from tests.conftest import ClientFactory
-from tests.helpers import wait_for_job
+from tests.helpers import assert_problem, wait_for_job
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -47,14 +47,6 @@ async def _job_total(client: httpx.AsyncClient) -> int:
     assert response.status_code == 200, response.text
     total: int = response.json()["total"]
     return total
-
-
-def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM_JSON
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
 
 
 def _at(text: str) -> datetime:
@@ -165,7 +157,7 @@ async def test_invalid_options_are_a_bad_request_and_queue_nothing(
 ) -> None:
     _register_echo(registry)
     async with client_factory(run_worker=False) as client:
-        problem = _problem(await _post(client, body), 400)
+        problem = assert_problem(await _post(client, body), 400)
         assert field in problem["detail"]
         assert await _job_total(client) == 0
 
@@ -175,7 +167,7 @@ async def test_delay_and_run_at_together_is_rejected_even_when_one_is_zero(
 ) -> None:
     _register_echo(registry)
     async with client_factory(run_worker=False) as client:
-        _problem(await _post(client, {"delay": 0, "run_at": AWARE_RUN_AT}), 400)
+        assert_problem(await _post(client, {"delay": 0, "run_at": AWARE_RUN_AT}), 400)
         assert await _job_total(client) == 0
 
 
@@ -185,7 +177,7 @@ async def test_bad_params_next_to_valid_options_queue_nothing(
     _register_echo(registry)
     async with client_factory(run_worker=False) as client:
         body = {"params": {"word": 5, "extra": 1}, "priority": 2, "idempotency_key": "k1"}
-        problem = _problem(await _post(client, body), 400)
+        problem = assert_problem(await _post(client, body), 400)
         assert len(problem["errors"]) == 2
         assert await _job_total(client) == 0
         # The key was not used up by the rejected request.
@@ -199,7 +191,7 @@ async def test_an_over_long_idempotency_header_is_rejected(
     _register_echo(registry)
     async with client_factory(run_worker=False) as client:
         response = await _post(client, None, headers={"Idempotency-Key": "k" * 201})
-        _problem(response, 400)
+        assert_problem(response, 400)
         assert await _job_total(client) == 0
 
 
@@ -244,10 +236,14 @@ async def test_idempotency_key_with_other_params_conflicts(
     headers = {"Idempotency-Key": "k"}
     async with client_factory(run_worker=False) as client:
         await _accepted(client, {"params": {"word": "a"}}, headers=headers)
-        problem = _problem(await _post(client, {"params": {"word": "b"}}, headers=headers), 409)
+        problem = assert_problem(
+            await _post(client, {"params": {"word": "b"}}, headers=headers), 409
+        )
         assert "'k'" in problem["detail"]
         # The same params for another task are a different request too.
-        _problem(await _post(client, {"params": {"word": "a"}}, task="other", headers=headers), 409)
+        assert_problem(
+            await _post(client, {"params": {"word": "a"}}, task="other", headers=headers), 409
+        )
         assert await _job_total(client) == 1
 
 
@@ -270,7 +266,7 @@ async def test_idempotency_key_in_the_body_works_like_the_header(
             assert response.headers["idempotent-replayed"] == "true"
 
         conflict = await _post(client, {"params": {"word": "b"}, "idempotency_key": "body-key"})
-        _problem(conflict, 409)
+        assert_problem(conflict, 409)
         assert await _job_total(client) == 1
 
 
@@ -293,7 +289,7 @@ async def test_header_and_field_that_differ_are_a_bad_request(
         response = await _post(
             client, {"idempotency_key": "field"}, headers={"Idempotency-Key": "header"}
         )
-        problem = _problem(response, 400)
+        problem = assert_problem(response, 400)
         assert "differ" in problem["detail"]
         assert await _job_total(client) == 0
 

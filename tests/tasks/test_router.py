@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from app.tasks.registry import TaskRegistry
-from tests.helpers import wait_for_job
+from tests.helpers import assert_problem, wait_for_job
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code"}
 
@@ -30,15 +30,6 @@ def _register_catalogue(registry: type[TaskRegistry]) -> None:
     @registry.register("bravo")
     def bravo() -> None:
         pass
-
-
-def _assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert set(body) >= PROBLEM_KEYS
-    assert body["status"] == status
-    return body
 
 
 def _noop() -> None:
@@ -138,7 +129,7 @@ async def test_get_task(registry: type[TaskRegistry], client: httpx.AsyncClient)
 async def test_get_unknown_task_is_404_problem(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/tasks/nope")
 
-    body = _assert_problem(response, 404)
+    body = assert_problem(response, 404)
     assert body["code"] == "not_found"
     assert "nope" in body["detail"]
 
@@ -146,7 +137,7 @@ async def test_get_unknown_task_is_404_problem(client: httpx.AsyncClient) -> Non
 async def test_get_task_with_invalid_name_is_400_problem(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/tasks/bad name!")
 
-    body = _assert_problem(response, 400)
+    body = assert_problem(response, 400)
     assert body["code"] == "validation_error"
 
 
@@ -232,7 +223,7 @@ async def test_execute_string_number_is_rejected_and_not_queued(
 
     response = await client.post("/api/v1/tasks/multiply/$execute", json={"params": {"a": "6"}})
 
-    body = _assert_problem(response, 400)
+    body = assert_problem(response, 400)
     assert body["code"] == "validation_error"
     assert body["errors"] == [
         {"loc": ["params", "a"], "msg": "Input should be a valid integer", "type": "int_type"}
@@ -252,7 +243,7 @@ async def test_execute_reports_one_entry_per_problem(
         "/api/v1/tasks/three/$execute", json={"params": {"a": "x", "c": "yes", "d": 1}}
     )
 
-    body = _assert_problem(response, 400)
+    body = assert_problem(response, 400)
     problems = {tuple(e["loc"]): e["type"] for e in body["errors"]}
     assert problems == {
         ("params", "a"): "int_type",
@@ -287,7 +278,7 @@ async def test_execute_each_kind_of_bad_param(
 
     response = await client.post("/api/v1/tasks/one/$execute", json={"params": params})
 
-    body = _assert_problem(response, 400)
+    body = assert_problem(response, 400)
     assert [e["type"] for e in body["errors"]] == [problem_type]
     assert await _job_total(client) == 0
 
@@ -295,7 +286,7 @@ async def test_execute_each_kind_of_bad_param(
 async def test_execute_unknown_task_is_404_and_not_queued(client: httpx.AsyncClient) -> None:
     response = await client.post("/api/v1/tasks/missing/$execute", json={"params": {"a": 1}})
 
-    body = _assert_problem(response, 404)
+    body = assert_problem(response, 404)
     assert body["code"] == "not_found"
     assert "missing" in body["detail"]
     assert await _job_total(client) == 0
@@ -327,7 +318,7 @@ async def test_execute_body_or_params_not_an_object_is_400(
         headers={"content-type": "application/json"},
     )
 
-    body = _assert_problem(response, 400)
+    body = assert_problem(response, 400)
     assert body["code"] == "validation_error"
     assert body["errors"]
     assert all(entry["loc"][0] == "body" for entry in body["errors"])
@@ -337,7 +328,7 @@ async def test_execute_body_or_params_not_an_object_is_400(
 async def test_execute_with_invalid_task_name_is_400(client: httpx.AsyncClient) -> None:
     response = await client.post("/api/v1/tasks/bad.name/$execute", json={})
 
-    _assert_problem(response, 400)
+    assert_problem(response, 400)
     assert await _job_total(client) == 0
 
 
@@ -350,7 +341,7 @@ async def test_execute_get_is_method_not_allowed(
 
     response = await client.get("/api/v1/tasks/noop/$execute")
 
-    _assert_problem(response, 405)
+    assert_problem(response, 405)
 
 
 async def test_execute_many_jobs_each_get_their_own_id(
