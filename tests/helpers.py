@@ -10,20 +10,22 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
 
 
 async def wait_for_job(
-    client: httpx.AsyncClient, job_id: str, *, within: float = 15.0, interval: float = 0.05
+    client: httpx.AsyncClient, job_id: str, *, within: float = 15.0
 ) -> dict[str, Any]:
-    """Poll `GET /api/v1/jobs/{id}` until the job is in a terminal state; fail after `within` s."""
+    """The job once it is terminal, waited for with the server's long poll
+    (`GET /api/v1/jobs/{id}?wait=`), woken by the job's own events; fail after `within` s."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while True:
-        response = await client.get(f"/api/v1/jobs/{job_id}")
+        remaining = deadline - loop.time()
+        wait = max(0.01, min(remaining, 10.0))
+        response = await client.get(f"/api/v1/jobs/{job_id}", params={"wait": wait})
         assert response.status_code == 200, response.text
         job: dict[str, Any] = response.json()
         if job["status"] in TERMINAL_STATUSES:
             return job
         if loop.time() >= deadline:
             raise AssertionError(f"job {job_id} still {job['status']} after {within}s")
-        await asyncio.sleep(interval)
 
 
 async def execute(
