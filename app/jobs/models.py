@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, IdColumnType, JSONType, UTCDateTime
@@ -68,8 +68,8 @@ class Job(Base):
     request_id: Mapped[str | None] = mapped_column(String(100))
     # Times a worker died while running the job (each re-queued it without using an attempt),
     # and how many such losses it may take before it fails `WorkerLost`.
-    worker_losses: Mapped[int] = mapped_column(Integer, default=0)
-    max_worker_losses: Mapped[int] = mapped_column(Integer, default=3)
+    worker_losses: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    max_worker_losses: Mapped[int] = mapped_column(Integer, default=3, server_default=text("3"))
     # Set on a schedule's fires. A plain value, not a foreign key: deleting a schedule leaves
     # its jobs (and this link to it) as they are.
     schedule_id: Mapped[str | None] = mapped_column(IdColumnType())

@@ -8,6 +8,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictFloat,
     StrictInt,
     field_validator,
     model_validator,
@@ -82,7 +83,7 @@ class ExecuteRequest(BaseModel):
     priority: StrictInt | None = Field(
         default=None, ge=-1_000_000, le=1_000_000, description="Higher runs first."
     )
-    delay: float | None = Field(
+    delay: StrictFloat | None = Field(
         default=None,
         ge=0,
         le=MAX_HORIZON_SECONDS,
@@ -92,7 +93,7 @@ class ExecuteRequest(BaseModel):
         default=None,
         description="Earliest start time; at most 366 days ahead (like `delay`).",
     )
-    timeout: float | None = Field(default=None, gt=0, le=366 * 86400, description="Seconds.")
+    timeout: StrictFloat | None = Field(default=None, gt=0, le=366 * 86400, description="Seconds.")
     retries: StrictInt | None = Field(default=None, ge=0, le=100)
     idempotency_key: str | None = Field(
         default=None, min_length=1, max_length=200, pattern=NO_NUL_PATTERN
@@ -110,6 +111,15 @@ class ExecuteRequest(BaseModel):
         pattern=NO_NUL_PATTERN,
         description="POST the job's summary here when it ends (allowed hosts only).",
     )
+
+    @field_validator("run_at", mode="before")
+    @classmethod
+    def _run_at_is_text(cls, value: object) -> object:
+        # JSON has no date type: a number would be read as seconds since the epoch, which the
+        # schema (an ISO 8601 date-time string) does not allow.
+        if value is not None and not isinstance(value, str | datetime):
+            raise ValueError("run_at must be an ISO 8601 date-time string with an offset")
+        return value
 
     @field_validator("run_at")
     @classmethod

@@ -27,10 +27,8 @@ def upgrade() -> None:
                 "max_worker_losses", sa.Integer(), nullable=False, server_default=sa.text("3")
             )
         )
-    # The server defaults only fill existing rows; the store sets the values.
-    with op.batch_alter_table("jobs") as batch:
-        batch.alter_column("worker_losses", server_default=None)
-        batch.alter_column("max_worker_losses", server_default=None)
+    # The server defaults fill existing rows and any row written without the service (bulk
+    # loads, maintenance); the store sets both values itself.
     _claim_index(["status", sa.literal_column("priority DESC"), "run_at", "id", "task_name"])
 
 
