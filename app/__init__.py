@@ -7,6 +7,7 @@ from app.artifacts.schemas import ArtifactIn, ArtifactRead
 from app.core.settings import Settings
 from app.db.database import Database
 from app.jobs.context import JobCancelledError, JobContext
+from app.jobs.flows import ChildJob, ChildJobFailed, FlowMismatchError
 from app.jobs.scheduler import JobScheduler
 from app.main import create_app
 from app.service.builder import ServiceBuilder
@@ -19,7 +20,10 @@ __all__ = [
     "ArtifactManager",
     "ArtifactRead",
     "AsyncSession",
+    "ChildJob",
+    "ChildJobFailed",
     "Database",
+    "FlowMismatchError",
     "JobCancelledError",
     "JobContext",
     "JobScheduler",

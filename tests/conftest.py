@@ -83,7 +83,7 @@ def truncate_postgres(url: str) -> None:
     async def truncate() -> None:
         conn = await asyncpg.connect(asyncpg_dsn(url))
         try:
-            await conn.execute("TRUNCATE jobs, artifacts CASCADE")
+            await conn.execute("TRUNCATE jobs, job_waits, artifacts CASCADE")
         finally:
             await conn.close()
 

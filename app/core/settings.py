@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     max_wait_seconds: float = Field(default=60.0, gt=0, le=3600)
     page_limit_default: int = Field(default=50, ge=1)
     page_limit_max: int = Field(default=500, ge=1)
+    tree_max_nodes: int = Field(default=2000, ge=1, le=100_000)
     expose_traceback_paths: bool = False
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"

@@ -2,6 +2,6 @@
 
 from app.artifacts.models import Artifact
 from app.db.base import Base
-from app.jobs.models import Job, JobAttempt, JobEvent
+from app.jobs.models import Job, JobAttempt, JobEvent, JobWait
 
-__all__ = ["Artifact", "Base", "Job", "JobAttempt", "JobEvent"]
+__all__ = ["Artifact", "Base", "Job", "JobAttempt", "JobEvent", "JobWait"]

@@ -48,13 +48,21 @@ class JobRepository:
         ).one_or_none()
 
     async def list_page(
-        self, *, status: str | None, task_name: str | None, limit: int, offset: int
+        self,
+        *,
+        status: str | None,
+        task_name: str | None,
+        limit: int,
+        offset: int,
+        parent_id: str | None = None,
     ) -> tuple[list[Job], int]:
         conditions = []
         if status is not None:
             conditions.append(Job.status == status)
         if task_name is not None:
             conditions.append(Job.task_name == task_name)
+        if parent_id is not None:
+            conditions.append(Job.parent_id == parent_id)
         rows = await self.session.scalars(
             select(Job).where(*conditions).order_by(Job.id.desc()).limit(limit).offset(offset)
         )

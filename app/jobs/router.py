@@ -16,7 +16,8 @@ from app.jobs.live import stream_events
 from app.jobs.models import JobStatus
 from app.jobs.repository import JobRepository
 from app.jobs.scheduler import JobScheduler
-from app.jobs.schemas import JobDetail, JobEventRead, JobLogRead, JobRead
+from app.jobs.schemas import JobDetail, JobEventRead, JobLogRead, JobRead, JobTree
+from app.jobs.tree import read_tree
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["Jobs"])
 
@@ -55,10 +56,17 @@ async def list_jobs(
     page: PageDep,
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
     task: Annotated[str | None, Query(max_length=200)] = None,
+    parent_id: Annotated[
+        str | None, Query(pattern=ULID_PATTERN, description="Only the children of this job.")
+    ] = None,
 ) -> Page[JobRead]:
-    """Jobs, newest first, optionally filtered by status and task name."""
+    """Jobs, newest first, optionally filtered by status, task name and parent job."""
     jobs, total = await JobRepository(session).list_page(
-        status=status_filter, task_name=task, limit=page.limit, offset=page.offset
+        status=status_filter,
+        task_name=task,
+        limit=page.limit,
+        offset=page.offset,
+        parent_id=None if parent_id is None else parent_id.upper(),
     )
     return Page(
         items=[JobRead.from_job(job) for job in jobs],
@@ -79,6 +87,13 @@ async def get_job(
     if wait:
         return await scheduler.wait(job_id.upper(), check_wait(wait, settings))
     return await scheduler.get_detail(job_id.upper())
+
+
+@router.get("/{job_id}/tree", response_model=JobTree)
+async def get_job_tree(job_id: JobId, session: ReadSessionDep, settings: SettingsDep) -> JobTree:
+    """The job and every job it spawned, nested (a flow, when asked of its root): status,
+    attempts, timings and result artifact per node, at most `TASKEXEC_TREE_MAX_NODES` nodes."""
+    return await read_tree(session, job_id.upper(), settings.tree_max_nodes)
 
 
 @router.get("/{job_id}/logs", response_model=Page[JobLogRead])
