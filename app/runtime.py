@@ -8,10 +8,12 @@ from app.core.metrics import Metrics
 from app.core.settings import Settings
 from app.db.database import Database
 from app.jobs.events import EventBus
+from app.jobs.injectables import Injectables
 from app.jobs.notify import PostgresListener
 from app.jobs.scheduler import JobScheduler
+from app.jobs.store import AfterCommit, JobStore
 from app.jobs.worker import Worker, WorkerConfig
-from app.tasks.registry import TaskRegistry
+from app.tasks.registry import Registry, TaskRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -38,20 +40,23 @@ async def start_runtime(
     settings: Settings,
     *,
     run_worker: bool,
-    registry: type[TaskRegistry] = TaskRegistry,
+    registry: Registry | None = None,
     metrics: Metrics | None = None,
 ) -> Runtime:
     """Create the runtime objects and, if asked, start a worker."""
+    registry = registry if registry is not None else TaskRegistry.default()
     database = Database(settings.database_url)
     artifacts = ArtifactManager(database)
     bus = EventBus()
     metrics = metrics or Metrics()
+    # One store per process: the scheduler and the worker share its after-commit effects.
+    store = JobStore(database, AfterCommit(bus, metrics))
     scheduler = JobScheduler(
         database,
         max_concurrency=settings.max_concurrency,
         registry=registry,
-        bus=bus,
-        metrics=metrics,
+        store=store,
+        max_worker_losses=settings.max_worker_losses,
     )
     worker = None
     if run_worker:
@@ -67,12 +72,10 @@ async def start_runtime(
                 retention_batch=settings.retention_batch,
                 max_log_lines=settings.max_log_lines,
             ),
-            shared={Database: database, ArtifactManager: artifacts, JobScheduler: scheduler},
+            injectables=Injectables(database, artifacts, scheduler),
             registry=registry,
-            bus=bus,
-            metrics=metrics,
+            store=store,
         )
-        scheduler.worker = worker
         await worker.start()
     listener = None
     if not database.is_sqlite:

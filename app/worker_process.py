@@ -49,7 +49,7 @@ async def _refresh_queue_gauges(metrics: Metrics, runtime: Runtime) -> None:
     """Keep the queue gauges of a worker's metrics port current (the API reads them per scrape)."""
     while True:
         try:
-            await metrics.refresh_queue(runtime.database)
+            await metrics.refresh_queue(runtime.database, runtime.scheduler.registry.names())
         except Exception:
             logger.warning("could not refresh queue metrics", exc_info=True)
         await asyncio.sleep(GAUGE_REFRESH_SECONDS)

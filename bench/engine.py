@@ -27,9 +27,9 @@ from app.artifacts.models import Artifact
 from app.core.clock import new_id, utcnow
 from app.db.database import Database
 from app.db.migrate import upgrade
-from app.jobs.limits import ConcurrencyLimits, claim_jobs
+from app.jobs.limits import ConcurrencyLimits
 from app.jobs.models import Job, JobStatus
-from app.jobs.repository import JobRepository
+from app.jobs.store import JobStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,8 +76,7 @@ async def enqueue(database: Database, count: int) -> None:
             )
             for _ in range(min(2000, count - start))
         ]
-        async with database.transaction() as session:
-            await JobRepository(session).add_many(jobs)
+        await JobStore(database).queue(jobs)
 
 
 async def drain(
@@ -134,12 +133,13 @@ async def claim_latency(database: Database, batch: int, rounds: int) -> list[flo
     for _ in range(rounds):
         started = time.perf_counter()
         async with database.transaction() as session:
-            claimed = await claim_jobs(
+            claimed, _ = await JobStore.claim_in(
                 session,
                 worker_id="bench:0:claim",
                 limit=batch,
                 lease_seconds=30,
                 limits=ConcurrencyLimits(),
+                task_names=("noop",),
             )
         timings.append(time.perf_counter() - started)
         assert len(claimed) == batch

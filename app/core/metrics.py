@@ -2,6 +2,7 @@
 are read from the database at scrape time, so every process reports the same queue."""
 
 import time
+from collections.abc import Collection
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import func, select
@@ -44,6 +45,18 @@ class Metrics:
             "Age of the oldest pending job that is due (0 if none).",
             registry=r,
         )
+        self.pending_by_task = Gauge(
+            "taskexec_jobs_pending",
+            "Pending jobs per task (all processes).",
+            ["task"],
+            registry=r,
+        )
+        self.pending_unregistered = Gauge(
+            "taskexec_jobs_pending_unregistered",
+            "Pending jobs of tasks this process has not registered (e.g. during a rolling "
+            "deploy); only a worker that has the task claims them.",
+            registry=r,
+        )
         self.running = Gauge(
             "taskexec_jobs_running", "Jobs running or canceling (all processes).", registry=r
         )
@@ -61,13 +74,19 @@ class Metrics:
             registry=r,
         )
 
-    async def refresh_queue(self, database: Database) -> None:
-        """Read the queue gauges from the database (one short query each)."""
+    async def refresh_queue(
+        self, database: Database, registered: Collection[str] | None = None
+    ) -> None:
+        """Read the queue gauges from the database (one short query each). `registered`: the
+        task names this process has, to count pending jobs of the others."""
         now = utcnow()
         async with database.read_session() as session:
-            pending = await session.scalar(
-                select(func.count()).select_from(Job).where(Job.status == JobStatus.PENDING)
+            rows = await session.execute(
+                select(Job.task_name, func.count())
+                .where(Job.status == JobStatus.PENDING)
+                .group_by(Job.task_name)
             )
+            per_task: dict[str, int] = {task_name: count for task_name, count in rows}
             oldest = await session.scalar(
                 select(func.min(Job.run_at)).where(
                     Job.status == JobStatus.PENDING, Job.run_at <= now
@@ -78,7 +97,14 @@ class Metrics:
                 .select_from(Job)
                 .where(Job.status.in_([s.value for s in ACTIVE_STATUSES]))
             )
-        self.queue_depth.set(pending or 0)
+        self.queue_depth.set(sum(per_task.values()))
+        self.pending_by_task.clear()
+        for task_name, count in per_task.items():
+            self.pending_by_task.labels(task_name).set(count)
+        if registered is not None:
+            known = set(registered)
+            unknown = sum(n for name, n in per_task.items() if name not in known)
+            self.pending_unregistered.set(unknown)
         self.oldest_pending.set((now - oldest).total_seconds() if oldest is not None else 0)
         self.running.set(running or 0)
 

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     retention_seconds: float | None = Field(default=None, gt=0)
     retention_batch: int = Field(default=500, ge=1, le=100_000)
     max_log_lines: int = Field(default=1000, ge=0, le=1_000_000)
+    max_worker_losses: int = Field(default=3, ge=0, le=1000)
+    max_batch: int = Field(default=1000, ge=1, le=100_000)
     max_wait_seconds: float = Field(default=60.0, gt=0, le=3600)
     page_limit_default: int = Field(default=50, ge=1)
     page_limit_max: int = Field(default=500, ge=1)

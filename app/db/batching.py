@@ -3,12 +3,15 @@
 While a batch is being written, new items wait; the next transaction takes all of them. An idle
 system writes a lone item at once (no added delay); a busy one commits many items per
 transaction, which is what makes a single-writer database such as SQLite fast under load.
+
+Each kind of item has its own typed `BatchWriter`; writers made from one `GroupCommit` share
+its transactions (e.g. a worker's finished attempts and its next claim commit together).
 """
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,61 +25,147 @@ R = TypeVar("R")
 WriteBatch = Callable[[AsyncSession, Sequence[T]], Awaitable[Sequence[R]]]
 
 
+class _Taken(Protocol):
+    """Items of one writer taken for one transaction."""
+
+    @property
+    def size(self) -> int: ...
+
+    async def write(self, session: AsyncSession) -> None: ...
+
+    def succeed(self) -> None: ...
+
+    def fail(self, exc: BaseException) -> None: ...
+
+    def split(self) -> "list[_Taken]": ...
+
+
+class _Source(Protocol):
+    """A writer the group takes items from."""
+
+    def _take(self, limit: int) -> _Taken | None: ...
+
+
+class _Batch(Generic[T, R]):
+    def __init__(self, write: WriteBatch[T, R], pending: list[tuple[T, "asyncio.Future[R]"]]):
+        self._write = write
+        self._pending = pending
+        self._results: Sequence[R] = ()
+
+    @property
+    def size(self) -> int:
+        return len(self._pending)
+
+    async def write(self, session: AsyncSession) -> None:
+        self._results = await self._write(session, [item for item, _ in self._pending])
+
+    def succeed(self) -> None:
+        for (_, future), result in zip(self._pending, self._results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    def fail(self, exc: BaseException) -> None:
+        for _, future in self._pending:
+            if not future.done():
+                future.set_exception(exc)
+
+    def split(self) -> "list[_Taken]":
+        return [_Batch(self._write, [pair]) for pair in self._pending]
+
+
+class GroupCommit:
+    """Drains every writer made by `writer()` through shared transactions.
+
+    If a transaction fails, its items are retried one by one so a single bad item fails only
+    its own caller.
+    """
+
+    def __init__(self, database: Database, *, max_batch: int = 256) -> None:
+        self.database = database
+        self._max_batch = max_batch
+        self._writers: list[_Source] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    def writer(self, write: WriteBatch[T, R]) -> "BatchWriter[T, R]":
+        """A typed writer whose items share this group's transactions (in creation order)."""
+        return BatchWriter(self.database, write, group=self)
+
+    def _add(self, writer: _Source) -> None:
+        self._writers.append(writer)
+
+    def _kick(self) -> None:
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+
+    def _take(self) -> list[_Taken]:
+        room = self._max_batch
+        taken: list[_Taken] = []
+        for writer in self._writers:
+            if room <= 0:
+                break
+            batch = writer._take(room)
+            if batch is not None:
+                taken.append(batch)
+                room -= batch.size
+        return taken
+
+    async def _drain(self) -> None:
+        while taken := self._take():
+            try:
+                await self._commit(taken)
+            except Exception as exc:
+                singles = [single for batch in taken for single in batch.split()]
+                if len(singles) == 1:
+                    singles[0].fail(exc)
+                    continue
+                logger.warning("batch write failed; retrying items one by one", exc_info=True)
+                for single in singles:
+                    try:
+                        await self._commit([single])
+                    except Exception as item_exc:
+                        single.fail(item_exc)
+                continue
+
+    async def _commit(self, taken: list[_Taken]) -> None:
+        async with self.database.transaction() as session:
+            for batch in taken:
+                await batch.write(session)
+        for batch in taken:
+            batch.succeed()
+
+
 class BatchWriter(Generic[T, R]):
     """Writes items through `write(session, items)` in shared transactions.
 
-    `write` returns one result per item, in order. If a batch fails, its items are retried one
-    by one so a single bad item fails only its own caller.
+    `write` returns one result per item, in order; `submit` returns an item's result once its
+    transaction has committed.
     """
 
-    def __init__(self, database: Database, write: WriteBatch[T, R], *, max_batch: int = 256):
+    def __init__(
+        self,
+        database: Database,
+        write: WriteBatch[T, R],
+        *,
+        max_batch: int = 256,
+        group: GroupCommit | None = None,
+    ) -> None:
         self.database = database
         self._write = write
-        self._max_batch = max_batch
+        self._group = group or GroupCommit(database, max_batch=max_batch)
+        self._group._add(self)
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
-        self._drainer: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> R:
         """Write `item` (with whatever else is waiting) and return its result."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.create_task(self._drain())
+        self._group._kick()
         # The write goes ahead even if this caller stops waiting: accepted means written.
         return await asyncio.shield(future)
 
-    async def _drain(self) -> None:
-        while self._pending:
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
-            try:
-                results = await self._commit([item for item, _ in batch])
-            except Exception as exc:
-                if len(batch) == 1:
-                    _fail(batch[0][1], exc)
-                    continue
-                logger.warning("batch write failed; retrying items one by one", exc_info=True)
-                for item, future in batch:
-                    try:
-                        (result,) = await self._commit([item])
-                    except Exception as item_exc:
-                        _fail(future, item_exc)
-                    else:
-                        _succeed(future, result)
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                _succeed(future, result)
-
-    async def _commit(self, items: list[T]) -> Sequence[R]:
-        async with self.database.transaction() as session:
-            return await self._write(session, items)
-
-
-def _succeed(future: "asyncio.Future[R]", result: R) -> None:
-    if not future.done():
-        future.set_result(result)
-
-
-def _fail(future: "asyncio.Future[R]", exc: BaseException) -> None:
-    if not future.done():
-        future.set_exception(exc)
+    def _take(self, limit: int) -> _Taken | None:
+        if not self._pending:
+            return None
+        pending = self._pending[:limit]
+        del self._pending[:limit]
+        return _Batch(self._write, pending)

@@ -82,6 +82,10 @@ class Job(Base):
     event_seq: Mapped[int] = mapped_column(Integer, default=0)
     # The id of the HTTP request that created the job, for log correlation.
     request_id: Mapped[str | None] = mapped_column(String(100))
+    # Times a worker died while running the job (each re-queued it without using an attempt),
+    # and how many such losses it may take before it fails `WorkerLost`.
+    worker_losses: Mapped[int] = mapped_column(Integer, default=0)
+    max_worker_losses: Mapped[int] = mapped_column(Integer, default=3)
 
 
 class JobAttempt(Base):
@@ -100,8 +104,9 @@ class JobAttempt(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
-# The claim query walks this index: eligible pending jobs, highest priority first, then oldest.
-Index("ix_jobs_claim", Job.status, Job.priority.desc(), Job.run_at, Job.id)
+# The claim query walks this index: eligible pending jobs, highest priority first, then oldest;
+# it carries the task name so a worker skips tasks it lacks without reading the rows.
+Index("ix_jobs_claim", Job.status, Job.priority.desc(), Job.run_at, Job.id, Job.task_name)
 
 
 class JobEvent(Base):

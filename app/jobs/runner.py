@@ -4,8 +4,6 @@ import asyncio
 import contextvars
 import functools
 import json
-import math
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.tracebacks import format_exception
 from app.db.database import ambient_session
 from app.jobs.context import JobCancelledError, JobContext
+from app.jobs.injectables import Injectables, SessionFactory
 from app.jobs.models import JobStatus
 from app.jobs.process import ProcessTaskError, run_in_process
 from app.tasks.registry import TaskDefinition
@@ -67,8 +66,8 @@ def to_json_result(value: Any) -> Any:
 class _Injected:
     """Per-run instances of the injectable types; the session is opened only if asked for."""
 
-    def __init__(self, shared: dict[type[Any], Any], context: JobContext, session: Any) -> None:
-        self.values = {**shared, JobContext: context}
+    def __init__(self, shared: Injectables, context: JobContext, session: SessionFactory) -> None:
+        self.values = shared.by_type(context)
         self.session_factory = session
         self.session: AsyncSession | None = None
 
@@ -90,8 +89,8 @@ async def run_task(
     definition: TaskDefinition,
     params: dict[str, Any],
     context: JobContext,
-    shared: dict[type[Any], Any],
-    session_factory: Any,
+    shared: Injectables,
+    session_factory: SessionFactory,
     executor: Executor,
     timeout: float | None = None,  # noqa: ASYNC109 - the attempt's limit, enforced per executor
 ) -> Outcome:
@@ -192,11 +191,3 @@ def _cancel_record(exc: BaseException, context: JobContext) -> dict[str, Any]:
         "message": f"job {context.job_id} was canceled while running",
         "traceback": format_exception(exc),
     }
-
-
-def backoff_delay(attempt: int, base: float, cap: float, jitter: float) -> float:
-    """Exponential backoff for `attempt` (1-based) with `jitter` in [0, 1] of full jitter."""
-    if base <= 0:
-        return 0.0
-    delay = min(cap, base * math.pow(2, attempt - 1))
-    return delay * (1 - jitter) + delay * jitter * random.random()  # noqa: S311 - jitter

@@ -4,27 +4,28 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypedDict, Unpack
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.clock import isoformat, new_id, utcnow
-from app.core.errors import ConflictError, NotFoundError
+from app.core.clock import new_id, utcnow
+from app.core.errors import ConflictError, NotFoundError, ValidationFailedError
 from app.core.logging import context_value
 from app.core.metrics import Metrics
-from app.db.batching import BatchWriter
-from app.db.database import Database, ambient_session
-from app.jobs.events import EventBus, EventType, event_row, insert_events
+from app.db.database import Database
+from app.jobs.events import EventBus
 from app.jobs.live import wait_until
 from app.jobs.models import Job, JobStatus
-from app.jobs.notify import notify_cancel, notify_new_jobs
 from app.jobs.repository import JobRepository
 from app.jobs.schemas import AttemptRead, JobDetail, JobRead
-from app.tasks.registry import TaskRegistry
+from app.jobs.store import AfterCommit, JobStore, LocalWorker
+from app.tasks.registry import Registry, TaskDefinition, TaskRegistry
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_WORKER_LOSSES = 3
 
 
 class SubmitOptions(TypedDict, total=False):
@@ -38,8 +39,16 @@ class SubmitOptions(TypedDict, total=False):
     idempotency_key: str | None
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A validated job, ready to queue (or an idempotent replay of an existing one)."""
+
+    job: Job
+    replay: JobRead | None = None
+
+
 class JobScheduler:
-    """Queues jobs in the job table and tells the local worker (if any) about them.
+    """Queues jobs in the job table (through the job store) and reads them back.
 
     Tasks can receive it by annotation to queue follow-up jobs:
     `async def fan_out(scheduler: JobScheduler) -> ...`.
@@ -50,17 +59,34 @@ class JobScheduler:
         database: Database,
         *,
         max_concurrency: int,
-        registry: type[TaskRegistry] = TaskRegistry,
+        registry: Registry | None = None,
         bus: EventBus | None = None,
         metrics: Metrics | None = None,
+        store: JobStore | None = None,
+        max_worker_losses: int = DEFAULT_MAX_WORKER_LOSSES,
     ) -> None:
         self.database = database
         self.max_concurrency = max_concurrency
-        self.registry = registry
-        self.bus = bus or EventBus()
-        self.metrics = metrics
-        self.worker: Any = None  # the embedded Worker, attached by the app's lifespan
-        self._inserts: BatchWriter[Job, None] = BatchWriter(database, _insert_jobs)
+        self.registry = registry if registry is not None else TaskRegistry.default()
+        self.store = store or JobStore(database, AfterCommit(bus or EventBus(), metrics))
+        self.max_worker_losses = max_worker_losses
+
+    @property
+    def bus(self) -> EventBus:
+        return self.store.bus
+
+    @property
+    def metrics(self) -> Metrics | None:
+        return self.store.after_commit.metrics
+
+    @property
+    def worker(self) -> LocalWorker | None:
+        """The worker of this process (if any), told about new jobs and cancellations."""
+        return self.store.after_commit.worker
+
+    @worker.setter
+    def worker(self, worker: LocalWorker | None) -> None:
+        self.store.after_commit.worker = worker
 
     async def submit(
         self,
@@ -86,19 +112,108 @@ class JobScheduler:
         **options: Unpack[SubmitOptions],
     ) -> tuple[JobRead, bool]:
         """`submit`, also telling whether a job was created (False: an idempotent replay)."""
+        definition = self.definition(task_name)
+        prepared = await self.prepare(definition, params or {}, request_id=request_id, **options)
+        if prepared.replay is not None:
+            return prepared.replay, False
+        job = prepared.job
+        try:
+            await self.store.queue([job])
+        except IntegrityError:
+            # Another request with the same key won the race.
+            replay = await self._replay_after_race(job)
+            if replay is None:
+                raise
+            return replay, False
+        return JobRead.from_job(job), True
+
+    async def enqueue_many(
+        self,
+        task_name: str,
+        items: Sequence[tuple[dict[str, Any], SubmitOptions]],
+        *,
+        request_id: str | None = None,
+    ) -> list[JobRead]:
+        """Queue one job per item (params, options) in one transaction, all or nothing.
+
+        Every item is validated first: one bad item is a `ValidationFailedError` whose errors
+        name it by index (`items.3.params.x`) and nothing is queued. An item whose idempotency
+        key names an existing job (with the same request) returns that job; the same key on
+        two items of the batch is one job.
+        """
+        definition = self.definition(task_name)
+        for attempt in range(2):
+            prepared = await self._prepare_many(definition, items, request_id)
+            new = list({p.job.id: p.job for p in prepared if p.replay is None}.values())
+            try:
+                if new:
+                    await self.store.queue(new)
+            except IntegrityError:
+                # A concurrent request took one of the keys: read the batch's keys again.
+                if attempt == 1 or all(p.job.idempotency_key is None for p in prepared):
+                    raise
+                continue
+            return [p.replay or JobRead.from_job(p.job) for p in prepared]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _prepare_many(
+        self,
+        definition: TaskDefinition,
+        items: Sequence[tuple[dict[str, Any], SubmitOptions]],
+        request_id: str | None,
+    ) -> list[_Prepared]:
+        prepared: list[_Prepared] = []
+        errors: list[dict[str, Any]] = []
+        by_key: dict[str, _Prepared] = {}
+        for index, (params, options) in enumerate(items):
+            try:
+                item = await self.prepare(definition, params, request_id=request_id, **options)
+            except ValidationFailedError as exc:
+                errors += [
+                    {**error, "loc": ["items", str(index), *error["loc"]]}
+                    for error in exc.errors or []
+                ]
+                continue
+            key = item.job.idempotency_key
+            earlier = by_key.get(key) if key is not None else None
+            if earlier is not None:
+                if earlier.job.request_hash != item.job.request_hash:
+                    raise ConflictError(
+                        f"Idempotency key {key!r} is used by two items of the batch with "
+                        f"different params (item {index})."
+                    )
+                item = earlier
+            elif key is not None:
+                by_key[key] = item
+            prepared.append(item)
+        if errors:
+            detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)
+            raise ValidationFailedError(f"Invalid batch items: {detail}", errors=errors)
+        return prepared
+
+    def definition(self, task_name: str) -> TaskDefinition:
+        """The task's definition; `NotFoundError` for a task this registry lacks."""
         definition = self.registry.find(task_name)
         if definition is None:
             raise NotFoundError(f"Task {task_name!r} is not registered.")
-        params = params or {}
+        return definition
+
+    async def prepare(
+        self,
+        definition: TaskDefinition,
+        params: dict[str, Any],
+        *,
+        request_id: str | None = None,
+        **options: Unpack[SubmitOptions],
+    ) -> _Prepared:
+        """Validate params and build the job row (nothing is written); an idempotency key
+        already used with the same request is a replay of its job."""
         definition.validate_params(params)
+        task_name = definition.name
         request_hash = _request_hash(task_name, params)
         priority, retries = options.get("priority"), options.get("retries")
         delay, run_at = options.get("delay"), options.get("run_at")
         timeout, idempotency_key = options.get("timeout"), options.get("idempotency_key")
-        if idempotency_key is not None:
-            existing = await self._replay(idempotency_key, request_hash)
-            if existing is not None:
-                return existing, False
         defaults = definition.options
         now = utcnow()
         job = Job(
@@ -114,32 +229,25 @@ class JobScheduler:
             timeout_seconds=defaults.timeout if timeout is None else timeout,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
-            event_seq=1,
+            worker_losses=0,
+            max_worker_losses=(
+                self.max_worker_losses
+                if defaults.max_worker_losses is None
+                else defaults.max_worker_losses
+            ),
             # A job queued by a running task inherits the request id of that task's job.
             request_id=request_id or context_value("request_id"),
         )
-        try:
-            session = ambient_session.get()
-            if session is None:
-                await self._inserts.submit(job)
-            else:
-                # Queued by a task holding a session: part of its transaction (an outbox).
-                async with session.begin_nested():
-                    await _insert_jobs(session, [job])
-        except IntegrityError:
-            # Another request with the same key won the race.
-            if idempotency_key is None:
-                raise
+        if idempotency_key is not None:
             existing = await self._replay(idempotency_key, request_hash)
-            if existing is None:
-                raise
-            return existing, False
-        self._notify_worker()
-        self.bus.publish([job.id])
-        if self.metrics is not None:
-            self.metrics.jobs_submitted.labels(task_name).inc()
-        logger.info("job queued", extra={"job_id": job.id, "task_name": task_name})
-        return JobRead.from_job(job), True
+            if existing is not None:
+                return _Prepared(job, existing)
+        return _Prepared(job)
+
+    async def _replay_after_race(self, job: Job) -> JobRead | None:
+        if job.idempotency_key is None or job.request_hash is None:
+            return None
+        return await self._replay(job.idempotency_key, job.request_hash)
 
     async def _replay(self, idempotency_key: str, request_hash: str) -> JobRead | None:
         async with self.database.read_session() as session:
@@ -175,47 +283,11 @@ class JobScheduler:
 
         A finished job cannot be canceled (`ConflictError`).
         """
-        now = utcnow()
-        async with self.database.transaction() as session:
-            job = await JobRepository(session).get(job_id, for_update=True)
-            if job is None:
-                raise NotFoundError(f"Job {job_id} does not exist.")
-            if JobStatus(job.status).is_terminal:
-                raise ConflictError(f"Job {job_id} is already {job.status}.")
-            job.event_seq += 1
-            if job.status == JobStatus.PENDING:
-                job.status = JobStatus.CANCELED
-                job.finished_at = now
-                job.error = {"type": "JobCancelledError", "message": "canceled before it started"}
-                event = EventType.CANCELED
-            else:
-                # Until the worker has stopped it; a sync task's thread may take a while.
-                job.status = JobStatus.CANCELING
-                await notify_cancel(session, job.id)
-                event = EventType.CANCEL_REQUESTED
-            job.cancel_requested_at = job.cancel_requested_at or now
-            data = {"status": job.status, "attempt": job.attempts, "error": job.error}
-            await insert_events(session, [event_row(job.id, job.event_seq, event, data, now)])
-            await session.flush()
-            read = JobRead.from_job(job)
-        self.bus.publish([job_id])
-        if read.status == JobStatus.CANCELED and self.metrics is not None:
-            self.metrics.jobs_finished.labels(read.task_name, read.status.value).inc()
-        if read.status == JobStatus.CANCELING and self.worker is not None:
-            self.worker.cancel_local(job_id)
-        return read
+        return JobRead.from_job(await self.store.cancel(job_id))
 
     async def delete(self, job_id: str) -> None:
         """Delete a finished job and its artifacts; `ConflictError` while it is not finished."""
-        async with self.database.transaction() as session:
-            repo = JobRepository(session)
-            job = await repo.get(job_id)
-            if job is None:
-                raise NotFoundError(f"Job {job_id} does not exist.")
-            if not JobStatus(job.status).is_terminal or not await repo.delete(job_id):
-                raise ConflictError(
-                    f"Job {job_id} is {job.status}; only finished jobs can be deleted."
-                )
+        await self.store.delete(job_id)
 
     async def wait(self, job_id: str, seconds: float) -> JobDetail:
         """The job once it is finished, or its state after `seconds`; woken by its events,
@@ -230,29 +302,6 @@ class JobScheduler:
         await wait_until(self.bus, job_id, seconds, finished)
         assert latest is not None  # noqa: S101 - wait_until checks at least once
         return latest
-
-    def _notify_worker(self) -> None:
-        if self.worker is not None:
-            self.worker.notify()
-
-
-async def _insert_jobs(session: AsyncSession, jobs: Sequence[Job]) -> list[None]:
-    await JobRepository(session).add_many(jobs)
-    await insert_events(
-        session,
-        [
-            event_row(
-                job.id,
-                1,
-                EventType.CREATED,
-                {"status": JobStatus.PENDING.value, "run_at": isoformat(job.run_at)},
-                job.created_at,
-            )
-            for job in jobs
-        ],
-    )
-    await notify_new_jobs(session)
-    return [None] * len(jobs)
 
 
 def _request_hash(task_name: str, params: dict[str, Any]) -> str:

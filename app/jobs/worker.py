@@ -4,8 +4,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
-import socket
+import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -14,27 +13,23 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.clock import new_id, utcnow
+from app.core.clock import utcnow
 from app.core.logging import bind
 from app.core.metrics import Metrics
-from app.db.batching import BatchWriter
+from app.db.batching import GroupCommit
 from app.db.database import Database
 from app.jobs.context import JobContext, ProgressUpdate
-from app.jobs.events import EventBus, EventType, append_events
-from app.jobs.limits import ConcurrencyLimits, claim_jobs
+from app.jobs.events import EventBus, EventType
+from app.jobs.injectables import Injectables
+from app.jobs.limits import ConcurrencyLimits
 from app.jobs.models import Job, JobStatus
-from app.jobs.notify import notify_new_jobs
-from app.jobs.outcomes import (
-    AttemptEnd,
-    honour_cancel_request,
-    record_attempts,
-    recover_lost_job,
-    should_retry,
-)
+from app.jobs.outcomes import decide, not_storable_end, unstorable_reason
 from app.jobs.repository import JobRepository
 from app.jobs.runner import Outcome, error_record, run_task
 from app.jobs.sink import JobEventSink, current_sink, install_log_capture
-from app.tasks.registry import TaskDefinition, TaskRegistry
+from app.jobs.store import AfterCommit, AttemptEnd, Effects, JobStore, Recorded
+from app.jobs.worker_ids import is_dead_local_worker, make_worker_id
+from app.tasks.registry import Registry, TaskDefinition, TaskRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +47,6 @@ class WorkerConfig:
     retention_batch: int = 500
     retention_interval: float = 60.0
     max_log_lines: int = 1000
-
-
-@dataclass(frozen=True)
-class _Claim:
-    limit: int
 
 
 @dataclass
@@ -77,16 +67,14 @@ class _Running:
         )
 
 
-def make_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
-
-
 class Worker:
-    """Claims pending jobs and runs them: async tasks on the loop, sync tasks in threads (or a
-    child process when the task asks for one), never more than `concurrency` at once.
+    """Claims pending jobs of the tasks it has registered and runs them: async tasks on the
+    loop, sync tasks in threads (or a child process when the task asks for one), never more
+    than `concurrency` at once.
 
-    Nothing about a job lives only here: each claim, lease renewal and result is written to the
-    job table, so another worker (or this one after a restart) can finish what this one could not.
+    Nothing about a job lives only here: each claim, lease renewal and result is written by
+    the job store, so another worker (or this one after a restart) can finish what this one
+    could not.
     """
 
     def __init__(
@@ -94,18 +82,20 @@ class Worker:
         database: Database,
         config: WorkerConfig,
         *,
-        shared: dict[type[Any], Any],
-        registry: type[TaskRegistry] = TaskRegistry,
+        injectables: Injectables,
+        registry: Registry | None = None,
         worker_id: str | None = None,
         bus: EventBus | None = None,
         metrics: Metrics | None = None,
+        store: JobStore | None = None,
     ) -> None:
         self.database = database
-        self.bus = bus or EventBus()
-        self.metrics = metrics
+        self.store = store or JobStore(database, AfterCommit(bus or EventBus(), metrics))
+        if self.store.after_commit.worker is None:
+            self.store.after_commit.worker = self
         self.config = config
-        self.registry = registry
-        self.shared = shared
+        self.registry = registry if registry is not None else TaskRegistry.default()
+        self.injectables = injectables
         self.worker_id = worker_id or make_worker_id()
         # Jobs holding a concurrency slot: executing, or a timed-out thread still running.
         self._running: dict[str, _Running] = {}
@@ -116,8 +106,14 @@ class Worker:
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(config.concurrency, thread_name_prefix="taskexec-sync")
-        # Finished attempts and new claims share transactions (group commit).
-        self._writer: BatchWriter[AttemptEnd | _Claim, Any] = BatchWriter(database, self._write)
+        # Finished attempts and new claims share transactions (group commit), ends first.
+        group = GroupCommit(database)
+        self._ends = group.writer(JobStore.finish_in)
+        self._claims = group.writer(self._claim_in)
+
+    @property
+    def bus(self) -> EventBus:
+        return self.store.bus
 
     @property
     def is_alive(self) -> bool:
@@ -133,7 +129,6 @@ class Worker:
 
     async def start(self) -> None:
         install_log_capture()
-        _LIVE_WORKERS.add(self.worker_id)
         self._loop_task = asyncio.create_task(self._loop(), name=f"worker {self.worker_id}")
 
     def cancel_local(self, job_id: str) -> bool:
@@ -163,16 +158,7 @@ class Worker:
                 running.released = True
                 if running.task is not None and running.stoppable:
                     running.task.cancel()
-            job_ids = [r.job.id for r in leftover]
-            async with self.database.transaction() as session:
-                released = await JobRepository(session).release(
-                    worker_id=self.worker_id, job_ids=job_ids, now=utcnow()
-                )
-                for job_id in job_ids:
-                    await append_events(session, job_id, [(EventType.RELEASED, {})])
-                await notify_new_jobs(session)
-            self.bus.publish(job_ids)
-            logger.warning("handed back unfinished jobs", extra={"count": released})
+            await self.store.release(self.worker_id, [r.job.id for r in leftover])
         released_ids = {r.job.id for r in leftover}
         recording = [f for job_id, f in self._finishers.items() if job_id not in released_ids]
         if recording:
@@ -180,7 +166,6 @@ class Worker:
             # jobs are not waited for (a sync task's thread cannot be stopped).
             await asyncio.wait(recording, timeout=self.config.shutdown_grace + 5)
         self._executor.shutdown(wait=False, cancel_futures=True)
-        _LIVE_WORKERS.discard(self.worker_id)
 
     async def _loop(self) -> None:
         await self._guard(self._recover_dead_local_workers)
@@ -217,31 +202,27 @@ class Worker:
             return None
 
     async def _claim(self, limit: int) -> list[Job]:
-        claimed: list[Job] = await self._writer.submit(_Claim(limit))
-        self.bus.publish(job.id for job in claimed)
+        claimed, effects = await self._claims.submit(limit)
+        self.store.after_commit.apply(effects)
         return claimed
 
-    async def _write(
-        self, session: AsyncSession, items: Sequence[AttemptEnd | _Claim]
-    ) -> list[Any]:
-        """One transaction: record finished attempts, then claim new jobs."""
-        ends = [item for item in items if isinstance(item, AttemptEnd)]
-        held = iter(await record_attempts(session, ends) if ends else [])
-        results: list[Any] = []
-        for item in items:
-            if isinstance(item, AttemptEnd):
-                results.append(next(held))
-                continue
-            results.append(
-                await claim_jobs(
-                    session,
-                    worker_id=self.worker_id,
-                    limit=item.limit,
-                    lease_seconds=self.config.lease_seconds,
-                    limits=ConcurrencyLimits.from_registry(self.registry, self.config.tag_limits),
-                )
+    async def _claim_in(
+        self, session: AsyncSession, limits: Sequence[int]
+    ) -> list[tuple[list[Job], Effects]]:
+        """Claims of this worker (one per loop turn; usually one per transaction)."""
+        concurrency = ConcurrencyLimits.from_registry(self.registry, self.config.tag_limits)
+        names = self.registry.names()
+        return [
+            await JobStore.claim_in(
+                session,
+                worker_id=self.worker_id,
+                limit=limit,
+                lease_seconds=self.config.lease_seconds,
+                limits=concurrency,
+                task_names=names,
             )
-        return results
+            for limit in limits
+        ]
 
     def _start(self, job: Job) -> None:
         sink = JobEventSink(
@@ -273,20 +254,21 @@ class Worker:
         if job.attempts > 1:
             running.sink.counted_earlier(await self._log_lines_of(job.id))
         if running.definition is None:
+            # Registered when it was claimed, gone since (registries are per process).
             exc = LookupError(f"task {job.task_name!r} is not registered in this worker")
             return Outcome(JobStatus.FAILED, error=error_record(exc), exception=exc)
         return await run_task(
             running.definition,
             job.params,
             running.context,
-            self.shared,
+            self.injectables,
             self.database.session,
             self._executor,
             timeout=job.timeout_seconds,
         )
 
     async def _finish(self, running: _Running) -> None:
-        """Wait for the attempt, free its slot, record how it ended."""
+        """Wait for the attempt, free its slot, decide once what it means, record that."""
         job = running.job
         try:
             if running.task is None:
@@ -299,13 +281,23 @@ class Worker:
                 raise
             if running.released:
                 return
-            outcome = honour_cancel_request(running.context, outcome)
-            self._observe(job, running.definition, outcome)
+            verdict = decide(
+                job,
+                running.definition,
+                outcome,
+                cancel_requested=running.context.cancel_requested,
+                now=utcnow(),
+                draw=random.random(),  # noqa: S311 - backoff jitter
+            )
             if outcome.lingering is None:
                 self._free(job.id)
             self._recording[job.id] = job
             await running.sink.close()
-            await self._persist(AttemptEnd(self.worker_id, job, running.definition, outcome))
+            seconds = None
+            if job.started_at is not None:
+                seconds = (utcnow() - job.started_at).total_seconds()
+            end = AttemptEnd(self.worker_id, job, verdict, outcome.result, seconds)
+            await self._persist(end)
             self._recording.pop(job.id, None)
             if outcome.lingering is not None:
                 # A timed-out thread keeps its slot until it really ends.
@@ -323,56 +315,47 @@ class Worker:
             )
         return total
 
-    def _observe(self, job: Job, definition: TaskDefinition | None, outcome: Outcome) -> None:
-        if self.metrics is None:
-            return
-        if job.started_at is not None:
-            seconds = (utcnow() - job.started_at).total_seconds()
-            self.metrics.attempt_seconds.labels(job.task_name).observe(seconds)
-        if not should_retry(job, definition, outcome):
-            self.metrics.jobs_finished.labels(job.task_name, outcome.status.value).inc()
-
     def _free(self, job_id: str) -> None:
         if self._running.pop(job_id, None) is not None:
             self._wake.set()
 
     async def _persist(self, end: AttemptEnd) -> None:
-        """Write the attempt's end; retry the write while the database is unreachable."""
+        """Write the attempt's end. A value the database refuses ends the job failed
+        `ResultNotStorable`; a database that cannot be reached is retried until it can."""
         delay = 0.1
+        converted = False
         while True:
             try:
-                await self._writer.submit(end)
-                self.bus.publish([end.job.id])
-                # A recorded end can free a task or tag limit: look for work again.
-                self._wake.set()
-                return
-            except Exception:
+                recorded: Recorded = await self._ends.submit(end)
+            except Exception as exc:
+                reason = unstorable_reason(exc)
+                if reason is not None and not converted:
+                    converted = True
+                    logger.warning(
+                        "the database refused a job's result; failing the job",
+                        extra={"job_id": end.job.id, "error": reason},
+                    )
+                    end = not_storable_end(end, reason)
+                    continue
                 if self._stopping:
                     raise
                 logger.warning("storing job result failed; retrying", exc_info=True)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+                continue
+            self.store.after_commit.apply(recorded.effects)
+            return
 
     async def _write_events(
         self, job_id: str, progress: ProgressUpdate | None, events: list[tuple[str, Any]]
     ) -> None:
-        async with self.database.transaction() as session:
-            if progress is not None:
-                await JobRepository(session).set_progress(
-                    job_id, progress.fraction, progress.message
-                )
-            await append_events(session, job_id, events)
-        self.bus.publish([job_id])
+        await self.store.append(job_id, events, progress)
 
     async def _heartbeat(self) -> None:
         job_ids = [*self._running, *self._recording]
         if not job_ids:
             return
-        lease_until = utcnow() + timedelta(seconds=self.config.lease_seconds)
-        async with self.database.transaction() as session:
-            held, canceled = await JobRepository(session).renew_leases(
-                worker_id=self.worker_id, job_ids=job_ids, lease_until=lease_until
-            )
+        held, canceled = await self.store.renew(self.worker_id, job_ids, self.config.lease_seconds)
         for job_id in canceled:
             self.cancel_local(job_id)
         for job_id in set(job_ids) - held - set(self._lingering_ids()):
@@ -384,27 +367,13 @@ class Worker:
     async def _recover_dead_local_workers(self) -> None:
         async with self.database.read_session() as session:
             worker_ids = await JobRepository(session).running_worker_ids()
-        dead = [w for w in worker_ids if w != self.worker_id and _is_dead_local_worker(w)]
+        dead = [w for w in worker_ids if w != self.worker_id and is_dead_local_worker(w)]
         if dead:
-            await self._recover_lost(dead)
+            await self.store.recover_lost(dead)
 
-    async def _recover_lost(self, dead_worker_ids: list[str] | None = None) -> None:
-        """Requeue or fail jobs whose worker died (expired lease, or a dead local process)."""
-        now = utcnow()
-        requeued = False
-        async with self.database.transaction() as session:
-            lost = await JobRepository(session).lost(now=now, worker_ids=dead_worker_ids or [])
-            for job in lost:
-                if recover_lost_job(session, job, now):
-                    requeued = True
-                elif self.metrics is not None:
-                    self.metrics.jobs_finished.labels(job.task_name, job.status).inc()
-            if requeued:
-                await notify_new_jobs(session)
-            resolved = [job.id for job in lost]
-        self.bus.publish(resolved)
-        if requeued:
-            self._wake.set()
+    async def _recover_lost(self) -> None:
+        """Re-queue or end jobs whose worker died (their lease expired)."""
+        await self.store.recover_lost()
 
     async def _cleanup(self) -> None:
         """Delete finished jobs (and their artifacts) past the retention age, in batches."""
@@ -412,37 +381,9 @@ class Worker:
         cutoff = utcnow() - timedelta(seconds=self.config.retention_seconds)
         total = 0
         for _ in range(20):
-            async with self.database.transaction() as session:
-                deleted = await JobRepository(session).delete_finished_before(
-                    cutoff, self.config.retention_batch
-                )
+            deleted = await self.store.delete_finished_before(cutoff, self.config.retention_batch)
             total += deleted
             if deleted < self.config.retention_batch:
                 break
         if total:
             logger.info("retention cleanup", extra={"deleted_jobs": total})
-
-
-# Workers running in this process (a process may run several, e.g. in tests).
-_LIVE_WORKERS: set[str] = set()
-
-
-def _is_dead_local_worker(worker_id: str) -> bool:
-    """A worker id names a dead process on this host: its pid is gone, or is this process's
-    although no worker of this process has that id (a restart that got the same pid)."""
-    if worker_id in _LIVE_WORKERS:
-        return False
-    host, _, rest = worker_id.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False

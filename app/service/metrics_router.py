@@ -11,8 +11,11 @@ router = APIRouter(tags=["Service"])
 
 @router.get("/metrics", response_class=Response)
 async def get_metrics(request: Request, database: DatabaseDep) -> Response:
-    """Prometheus metrics: jobs submitted and finished, run durations, queue depth and age of
-    the oldest pending job, running jobs, HTTP requests."""
+    """Prometheus metrics: jobs submitted and finished, run durations, queue depth (also per
+    task, and of tasks this process lacks) and age of the oldest pending job, running jobs,
+    HTTP requests."""
     metrics: Metrics = request.app.state.metrics
-    await metrics.refresh_queue(database)
+    scheduler = getattr(request.app.state, "scheduler", None)
+    registered = None if scheduler is None else scheduler.registry.names()
+    await metrics.refresh_queue(database, registered)
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

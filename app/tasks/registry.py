@@ -34,6 +34,8 @@ class TaskOptions(BaseModel):
     priority: int = 0
     description: str | None = None
     executor: Literal["thread", "process"] = "thread"
+    # Times the job may be re-queued after its worker died; None: the service's setting.
+    max_worker_losses: int | None = Field(default=None, ge=0, le=1000)
 
     @field_validator("retry_on", mode="before")
     @classmethod
@@ -140,82 +142,145 @@ def build_definition(
     return TaskDefinition(name, fn, tag_tuple, task_options, signature, model, injected)
 
 
+class Registry:
+    """A set of registered tasks. The service's parts take one by instance; a process may hold
+    several (a worker of a rolling deploy, a test)."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, TaskDefinition] = {}
+
+    def register(
+        self, name: str, tags: list[str] | None = None, **options: Any
+    ) -> Callable[[F], F]:
+        """Decorator form of `register_function`; returns the function unchanged."""
+
+        def decorator(fn: F) -> F:
+            self.register_function(name, fn, tags=tags, **options)
+            return fn
+
+        return decorator
+
+    def register_function(
+        self, name: str, fn: Callable[..., Any], tags: list[str] | None = None, **options: Any
+    ) -> TaskDefinition:
+        """Register `fn` as task `name`. `ValueError` for a bad or duplicate name."""
+        if name in self._tasks:
+            raise ValueError(f"task {name!r} is already registered")
+        definition = build_definition(name, fn, tags, options)
+        self._tasks[name] = definition
+        return definition
+
+    def has(self, name: str) -> bool:
+        return name in self._tasks
+
+    def get(self, name: str) -> Callable[..., Any]:
+        """The registered function. `KeyError` if unknown."""
+        return self.get_definition(name).fn
+
+    def get_definition(self, name: str) -> TaskDefinition:
+        try:
+            return self._tasks[name]
+        except KeyError:
+            raise KeyError(f"task {name!r} is not registered") from None
+
+    def find(self, name: str) -> TaskDefinition | None:
+        return self._tasks.get(name)
+
+    def get_info(self, name: str) -> TaskInfo:
+        return self.get_definition(name).info()
+
+    def list_all(self) -> list[str]:
+        """Names of every task, sorted."""
+        return sorted(self._tasks)
+
+    def list_by_tags(self, tags: list[str]) -> list[str]:
+        """Names of the tasks that carry every one of `tags`, sorted."""
+        wanted = set(tags)
+        return sorted(name for name, d in self._tasks.items() if wanted.issubset(d.tags))
+
+    def names(self) -> tuple[str, ...]:
+        """Names of every task, in registration order (what a worker may claim)."""
+        return tuple(self._tasks)
+
+    def clear(self) -> None:
+        self._tasks.clear()
+
+    def snapshot(self) -> dict[str, TaskDefinition]:
+        """A copy of the registry's contents (to restore with `restore`, e.g. in tests)."""
+        return dict(self._tasks)
+
+    def restore(self, tasks: dict[str, TaskDefinition]) -> None:
+        self._tasks.clear()
+        self._tasks.update(tasks)
+
+
 class TaskRegistry:
-    """The global registry of tasks.
+    """The class-level registry API, a facade over the process's default `Registry`.
 
     `@TaskRegistry.register("greet_user", tags=["demo"])` registers a sync or async function
     under a URL-safe name; options (`retries`, `retry_backoff`, `timeout`, `max_concurrency`,
-    `priority`, `description`) set how it runs.
+    `priority`, `description`, `max_worker_losses`) set how it runs. `TaskRegistry.default()`
+    is the instance the service runs with unless it is given another.
     """
 
-    _tasks: ClassVar[dict[str, TaskDefinition]] = {}
+    _default: ClassVar[Registry] = Registry()
+
+    @classmethod
+    def default(cls) -> Registry:
+        return cls._default
 
     @classmethod
     def register(cls, name: str, tags: list[str] | None = None, **options: Any) -> Callable[[F], F]:
         """Decorator form of `register_function`; returns the function unchanged."""
-
-        def decorator(fn: F) -> F:
-            cls.register_function(name, fn, tags=tags, **options)
-            return fn
-
-        return decorator
+        return cls._default.register(name, tags, **options)
 
     @classmethod
     def register_function(
         cls, name: str, fn: Callable[..., Any], tags: list[str] | None = None, **options: Any
     ) -> TaskDefinition:
         """Register `fn` as task `name`. `ValueError` for a bad or duplicate name."""
-        if name in cls._tasks:
-            raise ValueError(f"task {name!r} is already registered")
-        definition = build_definition(name, fn, tags, options)
-        cls._tasks[name] = definition
-        return definition
+        return cls._default.register_function(name, fn, tags, **options)
 
     @classmethod
     def has(cls, name: str) -> bool:
-        return name in cls._tasks
+        return cls._default.has(name)
 
     @classmethod
     def get(cls, name: str) -> Callable[..., Any]:
         """The registered function. `KeyError` if unknown."""
-        return cls.get_definition(name).fn
+        return cls._default.get(name)
 
     @classmethod
     def get_definition(cls, name: str) -> TaskDefinition:
-        try:
-            return cls._tasks[name]
-        except KeyError:
-            raise KeyError(f"task {name!r} is not registered") from None
+        return cls._default.get_definition(name)
 
     @classmethod
     def find(cls, name: str) -> TaskDefinition | None:
-        return cls._tasks.get(name)
+        return cls._default.find(name)
 
     @classmethod
     def get_info(cls, name: str) -> TaskInfo:
-        return cls.get_definition(name).info()
+        return cls._default.get_info(name)
 
     @classmethod
     def list_all(cls) -> list[str]:
         """Names of every task, sorted."""
-        return sorted(cls._tasks)
+        return cls._default.list_all()
 
     @classmethod
     def list_by_tags(cls, tags: list[str]) -> list[str]:
         """Names of the tasks that carry every one of `tags`, sorted."""
-        wanted = set(tags)
-        return sorted(name for name, d in cls._tasks.items() if wanted.issubset(d.tags))
+        return cls._default.list_by_tags(tags)
 
     @classmethod
     def clear(cls) -> None:
-        cls._tasks.clear()
+        cls._default.clear()
 
     @classmethod
     def snapshot(cls) -> dict[str, TaskDefinition]:
-        """A copy of the registry's contents (to restore with `restore`, e.g. in tests)."""
-        return dict(cls._tasks)
+        """A copy of the default registry's contents (to restore with `restore`)."""
+        return cls._default.snapshot()
 
     @classmethod
     def restore(cls, tasks: dict[str, TaskDefinition]) -> None:
-        cls._tasks.clear()
-        cls._tasks.update(tasks)
+        cls._default.restore(tasks)

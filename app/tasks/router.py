@@ -7,12 +7,19 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Resp
 from app.artifacts.manager import ArtifactManager
 from app.artifacts.schemas import shown
 from app.core.deps import SettingsDep, get_scheduler
-from app.core.errors import BadRequestError, NotFoundError
+from app.core.errors import BadRequestError, NotFoundError, ValidationFailedError
 from app.core.settings import Settings
 from app.jobs.router import WaitQuery, check_wait
-from app.jobs.scheduler import JobScheduler
+from app.jobs.scheduler import JobScheduler, SubmitOptions
 from app.tasks.registry import TASK_NAME_RE, TaskDefinition, TaskRegistry
-from app.tasks.schemas import ExecuteAccepted, ExecuteFinished, ExecuteRequest, TaskInfo
+from app.tasks.schemas import (
+    ExecuteAccepted,
+    ExecuteFinished,
+    ExecuteManyAccepted,
+    ExecuteManyRequest,
+    ExecuteRequest,
+    TaskInfo,
+)
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["Tasks"])
 
@@ -25,6 +32,17 @@ def _definition(name: str) -> TaskDefinition:
     if definition is None:
         raise NotFoundError(f"Task {name!r} is not registered.")
     return definition
+
+
+def _options(item: ExecuteRequest, key: str | None) -> SubmitOptions:
+    return SubmitOptions(
+        priority=item.priority,
+        delay=item.delay,
+        run_at=item.run_at,
+        timeout=item.timeout,
+        retries=item.retries,
+        idempotency_key=key,
+    )
 
 
 @router.get("", response_model=list[TaskInfo])
@@ -102,6 +120,55 @@ async def execute_task(
             artifact = await _artifact(request, detail.result, settings)
             return ExecuteFinished(job_id=job.id, message=message, job=detail, artifact=artifact)
     return ExecuteAccepted(job_id=job.id, message=message)
+
+
+@router.post(
+    "/{name}/$execute-many",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ExecuteManyAccepted,
+    responses={
+        400: {
+            "description": "An invalid item (each error names it by index, e.g. "
+            "`items.3.params.x`), or more than `TASKEXEC_MAX_BATCH` items; nothing is queued."
+        },
+        404: {"description": "Unknown task."},
+        409: {"description": "An item's idempotency key was already used with other params."},
+        413: {"description": "Body over the size limit."},
+    },
+)
+async def execute_task_many(
+    name: TaskName,
+    scheduler: Scheduler,
+    request: Request,
+    settings: SettingsDep,
+    body: ExecuteManyRequest,
+) -> ExecuteManyAccepted:
+    """Validate every item against the task's signature and queue one job per item, all in
+    one transaction: all or nothing.
+
+    Answers 202 with the job ids in item order. Each item takes the options of `$execute`,
+    including `idempotency_key`: an item whose key names an existing job (with the same
+    params) returns that job's id instead of queuing another.
+    """
+    _definition(name)
+    if len(body.items) > settings.max_batch:
+        raise ValidationFailedError(
+            f"A batch has at most {settings.max_batch} items (TASKEXEC_MAX_BATCH); "
+            f"this one has {len(body.items)}.",
+            errors=[
+                {
+                    "loc": ["body", "items"],
+                    "msg": f"at most {settings.max_batch} items",
+                    "type": "too_long",
+                }
+            ],
+        )
+    jobs = await scheduler.enqueue_many(
+        name,
+        [(item.params, _options(item, item.idempotency_key)) for item in body.items],
+        request_id=getattr(request.state, "request_id", None),
+    )
+    return ExecuteManyAccepted(job_ids=[job.id for job in jobs])
 
 
 async def _artifact(request: Request, artifact_id: str | None, settings: Settings) -> Any:

@@ -29,6 +29,9 @@ class TaskOptionsRead(BaseModel):
     max_concurrency: int | None
     priority: int
     description: str | None
+    max_worker_losses: int | None = Field(
+        description="Times a job is re-queued after its worker died (null: the service default)."
+    )
 
 
 class TaskInfo(BaseModel):
@@ -72,6 +75,26 @@ class ExecuteRequest(BaseModel):
         if self.delay is not None and self.run_at is not None:
             raise ValueError("give either delay or run_at, not both")
         return self
+
+
+class ExecuteManyItem(ExecuteRequest):
+    """One job of a batch: its params and the same per-job options as `$execute`."""
+
+
+class ExecuteManyRequest(BaseModel):
+    """Body of `$execute-many`: one item per job, from 1 to `TASKEXEC_MAX_BATCH` items."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[ExecuteManyItem] = Field(
+        min_length=1, examples=[[{"params": {"name": "Alice"}}, {"params": {"name": "Bob"}}]]
+    )
+
+
+class ExecuteManyAccepted(BaseModel):
+    """Every item was queued (or, under an idempotency key, found): job ids in item order."""
+
+    job_ids: list[str]
 
 
 class ExecuteAccepted(BaseModel):

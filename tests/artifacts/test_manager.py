@@ -25,12 +25,16 @@ async def job_id(database: Database, registry: type[TaskRegistry]) -> str:
     def noop() -> None:
         pass
 
-    job = await JobScheduler(database, max_concurrency=1, registry=registry).submit("noop")
+    job = await JobScheduler(database, max_concurrency=1, registry=registry.default()).submit(
+        "noop"
+    )
     return job.id
 
 
 async def _new_job(database: Database, registry: type[TaskRegistry]) -> str:
-    job = await JobScheduler(database, max_concurrency=1, registry=registry).submit("noop")
+    job = await JobScheduler(database, max_concurrency=1, registry=registry.default()).submit(
+        "noop"
+    )
     return job.id
 
 

@@ -23,7 +23,9 @@ async def _new_job(database: Database, registry: type[TaskRegistry]) -> str:
         def noop() -> None:
             pass
 
-    job = await JobScheduler(database, max_concurrency=1, registry=registry).submit("noop")
+    job = await JobScheduler(database, max_concurrency=1, registry=registry.default()).submit(
+        "noop"
+    )
     return job.id
 
 

@@ -10,12 +10,14 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.db.database import Database
 from app.jobs.context import JobContext
 from app.service.builder import ServiceBuilder
 from app.service.schemas import ServiceInfo
 from app.tasks.registry import TaskRegistry
 from tests.conftest import make_settings, running_client
 from tests.helpers import execute, wait_for_job
+from tests.jobs.helpers import insert_job
 
 WAIT = 15.0
 MonitoredFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -250,3 +252,31 @@ async def test_a_job_canceled_before_it_ran_counts_as_finished(
 
     assert value(samples, "taskexec_jobs_submitted_total", task="idle") == 1
     assert value(samples, "taskexec_jobs_finished_total", task="idle", status="canceled") == 1
+
+
+async def test_pending_jobs_of_a_task_no_worker_here_has_are_shown(
+    monitored: MonitoredFactory, registry: type[TaskRegistry], database_url: str
+) -> None:
+    # A job queued by a newer deploy, for a task this process does not have.
+    async def here() -> str:
+        return "here"
+
+    registry.register_function("here", here)
+    database = Database(database_url)
+    try:
+        elsewhere = await insert_job(database, task_name="elsewhere", priority=5)
+    finally:
+        await database.dispose()
+    async with monitored() as client:
+        done = await wait_for_job(client, await execute(client, "here"))
+        samples = await scrape(client)
+        listed = await client.get("/api/v1/jobs", params={"status": "pending", "task": "elsewhere"})
+        job = (await client.get(f"/api/v1/jobs/{elsewhere.id}")).json()
+
+    assert done["status"] == "completed"
+    assert job["status"] == "pending"
+    assert value(samples, "taskexec_jobs_pending", task="elsewhere") == 1
+    assert value(samples, "taskexec_jobs_pending", task="here") is None
+    assert value(samples, "taskexec_jobs_pending_unregistered") == 1
+    assert listed.status_code == 200, listed.text
+    assert [item["id"] for item in listed.json()["items"]] == [elsewhere.id]

@@ -43,7 +43,7 @@ class Collector(logging.Handler):
 def collector() -> Iterator[Collector]:
     root = logging.getLogger()
     handler = Collector()
-    quiet = [logging.getLogger(name) for name in (PLAIN_LOGGER, "app.jobs.scheduler")]
+    quiet = [logging.getLogger(name) for name in (PLAIN_LOGGER, "app.jobs.store")]
     levels = [logger.level for logger in quiet]
     for logger in quiet:
         logger.setLevel(logging.INFO)

@@ -4,6 +4,7 @@ import signal
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import (
@@ -47,38 +48,74 @@ def test_kill9_then_restart_ends_every_accepted_job(
     server.restart()
 
     with server.client() as client:
-        # Resolved at start-up from the dead pid, long before the lease would expire.
-        failed = wait_job(client, lost, statuses=frozenset({"failed"}), timeout=10)
-        assert failed["error"]["type"] == "WorkerLost"
-        assert failed["attempts"] == 1
-        artifact = get_artifact(client, failed["result"])
-        assert artifact["job_id"] == lost
-        assert artifact["data"]["task_name"] == "block_async"
-        assert artifact["data"]["params"] == params
-        assert artifact["data"]["result"] is None
-        assert artifact["data"]["error"]["type"] == "WorkerLost"
-
-        requeued = get_job(client, retried)
-        assert requeued["status"] in {"pending", "running"}
-        assert requeued["error"]["type"] == "WorkerLost"
+        # Re-queued at start-up from the dead pid, long before the lease would expire, and
+        # without using an attempt: the job without retries runs again.
+        for job_id in (lost, retried):
+            _wait_requeued(client, job_id)
+            requeued = get_job(client, job_id)
+            assert requeued["status"] in {"pending", "running"}
+            assert requeued["error"]["type"] == "WorkerLost"
 
         release.touch()
-        for job_id in pending:
+        for job_id in [lost, retried, *pending]:
             job = wait_job(client, job_id, timeout=30)
             assert job["status"] == "completed", job
             assert job["attempts"] == 1
-            assert get_artifact(client, job["result"])["data"]["error"] is None
-        rerun = wait_job(client, retried, timeout=30)
-        assert rerun["status"] == "completed", rerun
-        assert rerun["attempts"] == 2
-        assert rerun["error"] is None
-        assert get_artifact(client, rerun["result"])["data"]["result"] == {"peak": 1}
+            assert job["error"] is None
+            assert [a["status"] for a in job["attempt_history"]] == ["completed"]
+            artifact = get_artifact(client, job["result"])
+            assert artifact["job_id"] == job_id
+            assert artifact["data"]["params"] == params
+            assert artifact["data"]["error"] is None
 
         assert count_jobs(client) == accepted
-        assert count_jobs(client, "completed") == PENDING + 1
-        assert count_jobs(client, "failed") == 1
+        assert count_jobs(client, "completed") == accepted
         artifacts = list_all(client, "/api/v1/artifacts")
     assert sorted(a["job_id"] for a in artifacts) == sorted([lost, retried, *pending])
+
+
+def _losses(client: httpx.Client, job_id: str) -> list[int]:
+    """The worker-loss counts recorded by the job's `requeued` events, in order."""
+    events = list_all(client, f"/api/v1/jobs/{job_id}/events")
+    return [e["data"]["worker_losses"] for e in events if e["type"] == "requeued"]
+
+
+def _wait_requeued(client: httpx.Client, job_id: str) -> None:
+    wait_until(lambda: _losses(client, job_id) == [1], timeout=10, what=f"{job_id} re-queued")
+
+
+def test_a_job_whose_worker_keeps_dying_fails_past_max_worker_losses(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    server = server_factory(
+        max_concurrency=1,
+        lease_seconds=LONG_LEASE,
+        env={"TASKEXEC_MAX_WORKER_LOSSES": "1"},
+    )
+    params = {"release": str(tmp_path / "never"), "max_wait": 60.0}
+    with server.client() as client:
+        job_id = execute(client, "block_async", params)
+        wait_job(client, job_id, statuses=frozenset({"running"}), timeout=15)
+
+    # First loss: re-queued (1 of 1 allowed), and it runs again.
+    assert server.kill9() == -signal.SIGKILL
+    server.restart()
+    with server.client() as client:
+        again = wait_job(client, job_id, statuses=frozenset({"running"}), timeout=10)
+        assert (again["attempts"], again["error"]["type"]) == (1, "WorkerLost")
+
+    # Second loss: past max_worker_losses, the job fails instead of looping.
+    assert server.kill9() == -signal.SIGKILL
+    server.restart()
+    with server.client() as client:
+        failed = wait_job(client, job_id, statuses=frozenset({"failed"}), timeout=10)
+        assert failed["error"]["type"] == "WorkerLost"
+        assert "lost 2 times" in failed["error"]["message"]
+        assert failed["attempts"] == 1
+        assert _losses(client, job_id) == [1]
+        data = get_artifact(client, failed["result"])["data"]
+        assert (data["result"], data["error"]["type"]) == (None, "WorkerLost")
+        assert count_jobs(client) == 1
 
 
 def _wait_for_log(server: ServerProcess, text: str, timeout: float = 15) -> None:

@@ -18,10 +18,11 @@ from app.artifacts.models import Artifact
 from app.core.clock import new_id, utcnow
 from app.db.database import Database
 from app.jobs.events import EventBus
+from app.jobs.injectables import Injectables
 from app.jobs.models import Job, JobStatus
 from app.jobs.scheduler import JobScheduler
 from app.jobs.worker import Worker, WorkerConfig
-from app.tasks.registry import TaskRegistry
+from app.tasks.registry import Registry, TaskRegistry
 
 WAIT_SECONDS = 15.0
 
@@ -136,10 +137,12 @@ def worker_for(
     lease_seconds: float = 30.0,
     shutdown_grace: float = 5.0,
     worker_id: str | None = None,
+    registry: Registry | None = None,
 ) -> tuple[Worker, JobScheduler]:
     """A worker wired like the service wires it, and a scheduler that notifies it."""
     bus = EventBus()
-    scheduler = JobScheduler(database, max_concurrency=concurrency, registry=TaskRegistry, bus=bus)
+    registry = registry if registry is not None else TaskRegistry.default()
+    scheduler = JobScheduler(database, max_concurrency=concurrency, registry=registry, bus=bus)
     worker = Worker(
         database,
         WorkerConfig(
@@ -148,12 +151,8 @@ def worker_for(
             lease_seconds=lease_seconds,
             shutdown_grace=shutdown_grace,
         ),
-        shared={
-            Database: database,
-            ArtifactManager: ArtifactManager(database),
-            JobScheduler: scheduler,
-        },
-        registry=TaskRegistry,
+        injectables=Injectables(database, ArtifactManager(database), scheduler),
+        registry=registry,
         worker_id=worker_id,
         bus=bus,
     )

@@ -17,8 +17,9 @@ from sqlalchemy import select
 from app.core.clock import new_id, utcnow
 from app.db.database import Database
 from app.jobs.context import JobContext
-from app.jobs.events import EventType, append_events
+from app.jobs.events import EventType
 from app.jobs.models import Job, JobEvent, JobStatus
+from app.jobs.store.rows import append_events
 from app.tasks.registry import TaskRegistry
 from tests.conftest import ClientFactory
 from tests.helpers import execute, wait_for_job
@@ -258,7 +259,13 @@ def exited_pid() -> int:
 
 
 async def insert_running_job(
-    database_url: str, task_name: str, *, worker_id: str, lease_ago: float | None, max_attempts: int
+    database_url: str,
+    task_name: str,
+    *,
+    worker_id: str,
+    lease_ago: float | None,
+    max_attempts: int,
+    worker_losses: int = 0,
 ) -> str:
     """A job that some worker started (created and started events included) and never ended."""
     now = utcnow()
@@ -279,6 +286,8 @@ async def insert_running_job(
         worker_id=worker_id,
         lease_expires_at=lease,
         event_seq=0,
+        worker_losses=worker_losses,
+        max_worker_losses=3,
     )
     database = Database(database_url)
     try:
@@ -319,23 +328,25 @@ async def test_a_job_of_a_lost_worker_is_requeued_then_runs_again(
     async def resumable(ctx: JobContext) -> int:
         return ctx.attempt
 
-    registry.register_function("resumable", resumable, retries=1)
+    # No retries: a lost worker does not use the job's one attempt.
+    registry.register_function("resumable", resumable)
     worker_id, lease_ago = LOST_WORKERS[lost]()
     job_id = await insert_running_job(
-        database_url, "resumable", worker_id=worker_id, lease_ago=lease_ago, max_attempts=2
+        database_url, "resumable", worker_id=worker_id, lease_ago=lease_ago, max_attempts=1
     )
 
     async with client_factory() as client:
         job = await wait_for_job(client, job_id)
 
-    assert (job["status"], job["attempts"]) == ("completed", 2)
+    assert (job["status"], job["attempts"]) == ("completed", 1)
     events = (await stored_events(database_url, job_id))[job_id]
     assert_well_formed(events)
     assert types(events) == ["created", "started", "requeued", "started", "completed"]
     assert events[2][2]["error"]["type"] == "WorkerLost"
+    assert events[2][2]["worker_losses"] == 1
 
 
-async def test_a_job_of_a_dead_worker_without_attempts_left_fails(
+async def test_a_job_whose_workers_were_lost_too_often_fails(
     client_factory: ClientFactory, database_url: str, registry: type[TaskRegistry]
 ) -> None:
     async def once() -> None:
@@ -348,6 +359,7 @@ async def test_a_job_of_a_dead_worker_without_attempts_left_fails(
         worker_id=f"{socket.gethostname()}:{exited_pid()}:abc123",
         lease_ago=None,
         max_attempts=1,
+        worker_losses=3,
     )
 
     async with client_factory() as client:

@@ -10,8 +10,9 @@ import httpx
 
 from app.core.clock import new_id, utcnow
 from app.db.database import Database
-from app.jobs.limits import ConcurrencyLimits, claim_jobs
+from app.jobs.limits import ConcurrencyLimits
 from app.jobs.models import Job, JobStatus
+from app.jobs.store import JobStore
 from app.tasks.registry import TaskRegistry
 from tests.conftest import ClientFactory
 from tests.helpers import wait_for_job
@@ -124,7 +125,7 @@ def test_from_registry_reads_options_and_tags(registry: type[TaskRegistry]) -> N
 
     registry.register_function("train", noop, tags=["gpu"], max_concurrency=2)
     registry.register_function("fetch", noop, tags=["io"])
-    limits = ConcurrencyLimits.from_registry(registry, {"gpu": 1})
+    limits = ConcurrencyLimits.from_registry(registry.default(), {"gpu": 1})
     assert limits.task_limits == {"train": 2}
     assert limits.tag_limits == {"gpu": 1}
     assert limits.task_tags == {"train": ("gpu",), "fetch": ("io",)}
@@ -157,9 +158,15 @@ async def _insert_pending(database: Database, names: list[str]) -> list[Job]:
 
 async def _claim(database: Database, limits: ConcurrencyLimits, limit: int) -> list[Job]:
     async with database.transaction() as session:
-        return await claim_jobs(
-            session, worker_id="w", limit=limit, lease_seconds=30, limits=limits
+        jobs, _ = await JobStore.claim_in(
+            session,
+            worker_id="w",
+            limit=limit,
+            lease_seconds=30,
+            limits=limits,
+            task_names=limits.task_tags,
         )
+        return jobs
 
 
 async def test_claim_skips_jobs_whose_limit_is_full_and_takes_later_ones(

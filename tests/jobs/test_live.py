@@ -10,10 +10,11 @@ from sqlalchemy import delete, update
 from app.core.clock import new_id, utcnow
 from app.db.database import Database
 from app.jobs import live
-from app.jobs.events import EventBus, EventType, append_events
+from app.jobs.events import EventBus, EventType
 from app.jobs.live import stream_events, wait_until
 from app.jobs.models import Job, JobStatus
 from app.jobs.schemas import JobEventRead
+from app.jobs.store.rows import append_events
 
 WAIT = 10.0
 

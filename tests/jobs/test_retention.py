@@ -10,11 +10,14 @@ import pydantic
 import pytest
 from sqlalchemy import event, select
 
+from app.artifacts.manager import ArtifactManager
 from app.artifacts.models import Artifact
 from app.core.clock import new_id, utcnow
 from app.core.settings import Settings
 from app.db.database import Database
+from app.jobs.injectables import Injectables
 from app.jobs.models import Job, JobAttempt, JobStatus
+from app.jobs.scheduler import JobScheduler
 from app.jobs.worker import Worker, WorkerConfig
 from app.runtime import start_runtime
 from app.tasks.registry import TaskRegistry
@@ -96,7 +99,9 @@ async def _wait_for(check: Callable[[], Awaitable[bool]], what: str) -> None:
 
 @asynccontextmanager
 async def _running_worker(database: Database, config: WorkerConfig) -> AsyncIterator[Worker]:
-    worker = Worker(database, config, shared={Database: database})
+    scheduler = JobScheduler(database, max_concurrency=1)
+    injectables = Injectables(database, ArtifactManager(database), scheduler)
+    worker = Worker(database, config, injectables=injectables)
     await worker.start()
     try:
         yield worker

@@ -14,20 +14,22 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.artifacts.manager import ArtifactManager
 from app.artifacts.models import Artifact
 from app.core.clock import new_id, utcnow
 from app.core.errors import ValidationFailedError
 from app.db.database import Database
 from app.jobs.context import JobCancelledError, JobContext
+from app.jobs.injectables import Injectables, SessionFactory
 from app.jobs.models import JobStatus
 from app.jobs.runner import (
     Outcome,
     ResultNotSerializableError,
-    backoff_delay,
     error_record,
     run_task,
     to_json_result,
 )
+from app.jobs.scheduler import JobScheduler
 from app.tasks.registry import TaskDefinition, TaskRegistry
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
@@ -62,10 +64,20 @@ async def run(
     context: JobContext,
     executor: ThreadPoolExecutor,
     *,
-    shared: dict[type[Any], Any] | None = None,
-    session_factory: Any = no_session,
+    shared: Injectables | None = None,
+    session_factory: SessionFactory = no_session,
 ) -> Outcome:
-    return await run_task(definition, params, context, shared or {}, session_factory, executor)
+    return await run_task(
+        definition, params, context, shared or _unused(), session_factory, executor
+    )
+
+
+def _unused() -> Injectables:
+    """Injectables for tasks that ask for none (its database is never connected to)."""
+    database = Database("sqlite+aiosqlite://")
+    return Injectables(
+        database, ArtifactManager(database), JobScheduler(database, max_concurrency=1)
+    )
 
 
 @pytest.mark.parametrize(
@@ -124,18 +136,6 @@ def test_outcome_summary_drops_the_traceback() -> None:
         JobStatus.FAILED, error={"type": "E", "message": "m", "traceback": "Traceback ..."}
     )
     assert failed.summary == {"type": "E", "message": "m"}
-
-
-def test_backoff_delay_grows_exponentially_up_to_the_cap() -> None:
-    assert [backoff_delay(n, 1.0, 300.0, jitter=0) for n in (1, 2, 3, 4)] == [1, 2, 4, 8]
-    assert backoff_delay(20, 1.0, 30.0, jitter=0) == 30.0
-    assert backoff_delay(3, 0.0, 30.0, jitter=0.5) == 0.0
-
-
-def test_backoff_delay_jitter_stays_in_range() -> None:
-    samples = [backoff_delay(3, 1.0, 300.0, jitter=0.5) for _ in range(200)]
-    assert all(2.0 <= s <= 4.0 for s in samples)
-    assert len(set(samples)) > 1
 
 
 async def test_async_task_completes(
@@ -350,7 +350,13 @@ async def test_shared_objects_and_context_are_injected_by_annotation(
 
     definition = registry.register_function("inspect_injection", inspect_injection)
 
-    outcome = await run(definition, {"value": 1}, context, executor, shared={Database: database})
+    outcome = await run(definition, {"value": 1}, context, executor, shared=_injectables(database))
 
     assert outcome.status is JobStatus.COMPLETED
     assert outcome.result is True
+
+
+def _injectables(database: Database) -> Injectables:
+    return Injectables(
+        database, ArtifactManager(database), JobScheduler(database, max_concurrency=1)
+    )

@@ -1,21 +1,36 @@
 """JobScheduler: submit (validated), get, cancel, delete, wait."""
 
 import asyncio
+import logging
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.artifacts.manager import ArtifactManager
 from app.artifacts.models import Artifact
 from app.core.clock import utcnow
 from app.core.errors import ConflictError, NotFoundError, ValidationFailedError
+from app.core.metrics import Metrics
 from app.db.database import Database
-from app.jobs.models import JobStatus
+from app.jobs.events import EventBus
+from app.jobs.injectables import Injectables
+from app.jobs.models import Job, JobStatus
 from app.jobs.scheduler import JobScheduler
+from app.jobs.store import AfterCommit, JobStore
+from app.jobs.worker import Worker, WorkerConfig
 from app.tasks.registry import TaskRegistry
-from tests.jobs.helpers import artifacts_of, count_jobs, fetch_job, insert_job, running_worker
+from tests.jobs.helpers import (
+    artifacts_of,
+    count_jobs,
+    fetch_job,
+    insert_job,
+    running_worker,
+    wait_for_terminal,
+)
 
 
 @pytest.fixture
@@ -258,3 +273,63 @@ async def test_submit_wakes_the_attached_worker(
         finished = await scheduler.wait(job.id, 5)
 
     assert finished.status == JobStatus.COMPLETED
+
+
+class RecordingBus(EventBus):
+    """The real bus, also remembering which job ids were published."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.published: list[str] = []
+
+    def publish(self, job_ids: Iterable[str]) -> None:
+        ids = list(job_ids)
+        self.published += ids
+        super().publish(ids)
+
+
+async def test_a_job_queued_by_a_task_that_then_fails_leaves_no_trace(
+    database: Database, registry: type[TaskRegistry], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="app.jobs.store")
+    children: dict[str, str] = {}
+
+    async def child() -> str:
+        return "child"
+
+    async def parent(session: AsyncSession, queue: JobScheduler, fail: bool) -> None:
+        # Queued inside the task's session: part of its transaction.
+        children["failing" if fail else "ok"] = (await queue.submit("child")).id
+        if fail:
+            raise RuntimeError("failed after queueing a job")
+
+    registry.register_function("child", child)
+    registry.register_function("parent", parent)
+    bus, metrics = RecordingBus(), Metrics()
+    store = JobStore(database, AfterCommit(bus, metrics))
+    scheduler = JobScheduler(database, max_concurrency=2, store=store)
+    injectables = Injectables(database, ArtifactManager(database), scheduler)
+    worker = Worker(database, WorkerConfig(concurrency=2), injectables=injectables, store=store)
+    await worker.start()
+    try:
+        failed = await scheduler.submit("parent", {"fail": True})
+        assert (await wait_for_terminal(database, failed.id)).status == JobStatus.FAILED
+        passed = await scheduler.submit("parent", {"fail": False})
+        assert (await wait_for_terminal(database, passed.id)).status == JobStatus.COMPLETED
+        committed = await wait_for_terminal(database, children["ok"])
+    finally:
+        await worker.stop()
+
+    rolled_back = children["failing"]
+    assert await count_jobs(database, Job.id == rolled_back) == 0
+    assert committed.status == JobStatus.COMPLETED
+    # Only the committed child was published, counted and logged as queued.
+    assert rolled_back not in bus.published
+    assert children["ok"] in bus.published
+    submitted = metrics.registry.get_sample_value(
+        "taskexec_jobs_submitted_total", {"task": "child"}
+    )
+    assert submitted == 1
+    queued = [r for r in caplog.records if r.getMessage() == "job queued"]
+    assert rolled_back not in {getattr(r, "job_id", None) for r in queued}
+    assert children["ok"] in {getattr(r, "job_id", None) for r in queued}

@@ -20,7 +20,7 @@ from app.db.database import Database
 from app.jobs.context import JobContext
 from app.jobs.models import Job, JobStatus
 from app.jobs.scheduler import JobScheduler
-from app.tasks.registry import TaskRegistry
+from app.tasks.registry import Registry, TaskRegistry
 from tests.conftest import ClientFactory
 from tests.jobs.helpers import (
     ago,
@@ -445,7 +445,7 @@ async def test_injects_service_objects_and_the_job_context(
         child_job = await wait_for_terminal(database, record.data["result"]["child"])
 
     assert seen["database"] is database
-    assert seen["artifacts"] is worker.shared[ArtifactManager]
+    assert seen["artifacts"] is worker.injectables.artifacts
     assert seen["scheduler"] is scheduler
     context = seen["context"]
     assert isinstance(context, JobContext)
@@ -773,17 +773,18 @@ async def test_requeues_the_job_of_a_dead_local_worker(
     async with running_worker(database):
         stored = await wait_for_terminal(database, dead.id)
 
+    # Re-queued without using an attempt: the re-run is attempt 1 again.
     assert stored.status == JobStatus.COMPLETED
-    assert stored.attempts == 2
+    assert (stored.attempts, stored.worker_losses) == (1, 1)
     assert stored.error is None
-    assert calls == [2]
+    assert calls == [1]
     [artifact] = await artifacts_of(database, dead.id)
-    assert artifact.data["result"] == 2
+    assert artifact.data["result"] == 1
     untouched = await fetch_job(database, alive.id)
     assert (untouched.status, untouched.worker_id) == (JobStatus.RUNNING, alive_id)
 
 
-async def test_fails_the_job_of_a_dead_local_worker_without_attempts_left(
+async def test_fails_the_job_of_a_dead_local_worker_past_its_worker_losses(
     database: Database, registry: type[TaskRegistry]
 ) -> None:
     calls: list[int] = []
@@ -801,6 +802,8 @@ async def test_fails_the_job_of_a_dead_local_worker_without_attempts_left(
         lease_expires_at=later(3600),
         attempts=1,
         max_attempts=1,
+        worker_losses=1,
+        max_worker_losses=1,
     )
 
     async with running_worker(database):
@@ -821,16 +824,13 @@ async def test_fails_the_job_of_a_dead_local_worker_without_attempts_left(
 
 
 @pytest.mark.parametrize(
-    ("attempts", "max_attempts", "expected"),
-    [(1, 3, JobStatus.COMPLETED), (3, 3, JobStatus.FAILED)],
+    ("worker_losses", "expected"), [(0, JobStatus.COMPLETED), (3, JobStatus.FAILED)]
 )
 async def test_recovers_jobs_whose_lease_expired(
-    database: Database,
-    registry: type[TaskRegistry],
-    attempts: int,
-    max_attempts: int,
-    expected: JobStatus,
+    database: Database, registry: type[TaskRegistry], worker_losses: int, expected: JobStatus
 ) -> None:
+    attempts = max_attempts = 3
+
     async def resumable() -> str:
         return "resumed"
 
@@ -844,6 +844,7 @@ async def test_recovers_jobs_whose_lease_expired(
         lease_expires_at=ago(1),
         attempts=attempts,
         max_attempts=max_attempts,
+        worker_losses=worker_losses,
     )
     healthy = await insert_job(
         database,
@@ -859,11 +860,11 @@ async def test_recovers_jobs_whose_lease_expired(
         stored = await wait_for_terminal(database, expired.id)
 
     assert stored.status == expected
+    # A lost worker never uses an attempt, even the last one.
+    assert stored.attempts == attempts
     if expected is JobStatus.COMPLETED:
-        assert stored.attempts == attempts + 1
         assert stored.error is None
     else:
-        assert stored.attempts == attempts
         assert stored.error is not None
         assert stored.error["type"] == "WorkerLost"
     assert len(await artifacts_of(database, expired.id)) == 1
@@ -871,20 +872,31 @@ async def test_recovers_jobs_whose_lease_expired(
     assert (untouched.status, untouched.worker_id) == (JobStatus.RUNNING, remote)
 
 
-async def test_job_of_an_unregistered_task_fails_clearly(database: Database) -> None:
-    ghost = await insert_job(database, task_name="ghost", params={"x": 1})
+async def test_a_worker_claims_only_jobs_of_tasks_it_has_registered(database: Database) -> None:
+    # A rolling deploy: the old worker lacks a task the new one has.
+    async def known() -> str:
+        return "known"
 
-    async with running_worker(database):
-        stored = await wait_for_terminal(database, ghost.id)
+    async def added(x: int) -> int:
+        return x * 2
 
-    assert stored.status == JobStatus.FAILED
-    assert stored.error is not None
-    assert stored.error["type"] == "LookupError"
-    assert "'ghost'" in stored.error["message"]
-    assert "not registered" in stored.error["message"]
-    [artifact] = await artifacts_of(database, ghost.id)
-    assert artifact.data["task_name"] == "ghost"
-    assert artifact.data["params"] == {"x": 1}
+    old, new = Registry(), Registry()
+    old.register_function("known", known)
+    new.register_function("known", known)
+    new.register_function("added", added)
+    # Ahead in the queue (higher priority), yet the old worker must leave it alone.
+    waiting = await insert_job(database, task_name="added", params={"x": 21}, priority=10)
+    plain = await insert_job(database, task_name="known")
+
+    async with running_worker(database, registry=old, worker_id="old:1:a"):
+        assert (await wait_for_terminal(database, plain.id)).status == JobStatus.COMPLETED
+        assert (await fetch_job(database, waiting.id)).status == JobStatus.PENDING
+        async with running_worker(database, registry=new, worker_id="new:2:b"):
+            stored = await wait_for_terminal(database, waiting.id)
+
+    assert (stored.status, stored.worker_id, stored.attempts) == (JobStatus.COMPLETED, "new:2:b", 1)
+    [artifact] = await artifacts_of(database, waiting.id)
+    assert artifact.data["result"] == 42
 
 
 async def test_many_concurrent_http_submissions_lose_nothing(

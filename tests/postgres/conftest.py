@@ -170,7 +170,7 @@ class Postgres:
         async def submit() -> list[str]:
             database = Database(self.url)
             try:
-                scheduler = JobScheduler(database, max_concurrency=1, registry=registry)
+                scheduler = JobScheduler(database, max_concurrency=1, registry=registry.default())
                 jobs = await asyncio.gather(
                     *(scheduler.submit(task, params, retries=retries) for params in params_list)
                 )

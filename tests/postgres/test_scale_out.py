@@ -10,7 +10,7 @@ import pytest
 from app.core.clock import new_id, utcnow
 from app.db.database import Database
 from app.jobs.models import Job, JobStatus
-from app.jobs.repository import JobRepository
+from app.jobs.store import JobStore
 from tests.postgres.conftest import Postgres, Processes, wait_until
 from tests.postgres.tasks import LIMIT
 
@@ -44,8 +44,7 @@ def enqueue(pg: Postgres, jobs: list[Job]) -> None:
     async def insert() -> None:
         database = Database(pg.url)
         try:
-            async with database.transaction() as session:
-                await JobRepository(session).add_many(jobs)
+            await JobStore(database).queue(jobs)
         finally:
             await database.dispose()
 
