@@ -71,6 +71,8 @@ async def start_runtime(
                 retention_seconds=settings.retention_seconds,
                 retention_batch=settings.retention_batch,
                 max_log_lines=settings.max_log_lines,
+                max_children=settings.max_children,
+                max_waiting_parents=settings.max_waiting_parents,
             ),
             injectables=Injectables(database, artifacts, scheduler),
             registry=registry,

@@ -267,6 +267,7 @@ class CancelPlan:
 
     cancel_now: tuple[str, ...]
     ask_to_stop: tuple[str, ...]
+    order: tuple[str, ...] = ()  # both, deepest first: the order to write them in
 
 
 def cancel_reach(target_id: str, nodes: Sequence[FlowNode], *, include_target: bool) -> CancelPlan:
@@ -295,12 +296,16 @@ def cancel_reach(target_id: str, nodes: Sequence[FlowNode], *, include_target: b
     reached.sort(key=lambda node: (-depth[node.job_id], node.job_id))
     now: list[str] = []
     stop: list[str] = []
+    order: list[str] = []
     for node in reached:
         if node.status is JobStatus.PENDING or (node.status is JobStatus.WAITING and not node.held):
             now.append(node.job_id)
         elif node.status in (JobStatus.RUNNING, JobStatus.WAITING):
             stop.append(node.job_id)
-    return CancelPlan(tuple(now), tuple(stop))
+        else:
+            continue
+        order.append(node.job_id)
+    return CancelPlan(tuple(now), tuple(stop), tuple(order))
 
 
 # The root's stream ------------------------------------------------------------------------

@@ -33,7 +33,8 @@ How it works (the contract behind `ctx.spawn`, `ctx.map` and `ctx.gather`):
 """
 
 from collections.abc import Generator, Sequence
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any, Protocol, TypedDict
 
 
 class ChildJobFailed(Exception):
@@ -52,6 +53,44 @@ class ChildJobFailed(Exception):
 
 class FlowMismatchError(Exception):
     """A re-run parent spawned a child key it had used for another task or other params."""
+
+
+class SpawnOptions(TypedDict, total=False):
+    """Per-child overrides of the child task's registered options."""
+
+    priority: int | None
+    delay: float | None
+    run_at: datetime | None
+    timeout: float | None
+    retries: int | None
+
+
+class FlowCalls(Protocol):
+    """The flow calls of a running attempt, behind `JobContext.spawn`, `map`, `gather`, `wait`."""
+
+    def spawn(
+        self,
+        task_name: str,
+        params: dict[str, Any] | None,
+        key: str | None,
+        options: dict[str, Any],
+    ) -> "ChildJob": ...
+
+    def map(
+        self,
+        task_name: str,
+        params_list: Sequence[dict[str, Any]],
+        key: str | None,
+        options: dict[str, Any],
+    ) -> list["ChildJob"]: ...
+
+    async def gather(
+        self, children: Sequence["ChildJob"], return_exceptions: bool
+    ) -> list[Any]: ...
+
+    def wait_blocking(
+        self, children: Sequence["ChildJob"], return_exceptions: bool
+    ) -> list[Any]: ...
 
 
 class ChildWaiter(Protocol):
@@ -81,6 +120,10 @@ class ChildJob:
         self.key = key
         self.map_index = map_index
         self._waiter = waiter
+
+    def spawned_by(self, waiter: ChildWaiter) -> bool:
+        """Whether this child belongs to the attempt of `waiter` (only a parent awaits it)."""
+        return self._waiter is waiter
 
     def __await__(self) -> Generator[Any, None, Any]:
         return self._result().__await__()

@@ -3,13 +3,14 @@ store (`app.jobs.store`)."""
 
 from collections.abc import Collection
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, UnaryExpression, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.jobs.models import (
     ACTIVE_STATUSES,
+    LEASED_STATUSES,
     TERMINAL_STATUSES,
     Job,
     JobAttempt,
@@ -19,6 +20,7 @@ from app.jobs.models import (
 
 JOBS = cast(Table, Job.__table__)
 ACTIVE = [status.value for status in ACTIVE_STATUSES]
+LEASED = [status.value for status in LEASED_STATUSES]
 TERMINAL = [status.value for status in TERMINAL_STATUSES]
 
 
@@ -51,17 +53,20 @@ class JobRepository:
             conditions.append(Job.status == status)
         if task_name is not None:
             conditions.append(Job.task_name == task_name)
+        order: list[UnaryExpression[Any]] = [Job.id.desc()]
         if parent_id is not None:
             conditions.append(Job.parent_id == parent_id)
+            # A job's children in spawn order (a child's id is derived from its key).
+            order = [Job.created_at.asc(), Job.map_index.asc(), Job.id.asc()]
         rows = await self.session.scalars(
-            select(Job).where(*conditions).order_by(Job.id.desc()).limit(limit).offset(offset)
+            select(Job).where(*conditions).order_by(*order).limit(limit).offset(offset)
         )
         total = await self.session.scalar(select(func.count()).select_from(Job).where(*conditions))
         return list(rows), total or 0
 
     async def running_worker_ids(self) -> list[str]:
         rows = await self.session.scalars(
-            select(Job.worker_id).where(Job.status.in_(ACTIVE)).distinct()
+            select(Job.worker_id).where(Job.status.in_(LEASED)).distinct()
         )
         return [worker_id for worker_id in rows if worker_id is not None]
 

@@ -60,7 +60,8 @@ async def list_jobs(
         str | None, Query(pattern=ULID_PATTERN, description="Only the children of this job.")
     ] = None,
 ) -> Page[JobRead]:
-    """Jobs, newest first, optionally filtered by status, task name and parent job."""
+    """Jobs, newest first, optionally filtered by status and task name; with `parent_id`,
+    the children of that job in spawn order (the items of a map by index)."""
     jobs, total = await JobRepository(session).list_page(
         status=status_filter,
         task_name=task,

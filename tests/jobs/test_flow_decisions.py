@@ -241,6 +241,7 @@ def test_cancel_reaches_every_unfinished_descendant_deepest_first_then_the_targe
     plan = cancel_reach("R", tree(), include_target=True)
     assert plan.cancel_now == ("B1", "B3")
     assert plan.ask_to_stop == ("B31", "A", "B", "R")
+    assert plan.order == ("B31", "B1", "B3", "A", "B", "R")
 
 
 def test_a_parent_ending_cancels_only_its_descendants() -> None:
@@ -257,7 +258,7 @@ def test_cancel_does_not_reach_siblings_or_ancestors() -> None:
 
 def test_a_pending_target_without_children_is_canceled_at_once() -> None:
     plan = cancel_reach("B1", tree(), include_target=True)
-    assert plan == type(plan)(("B1",), ())
+    assert plan == type(plan)(("B1",), (), ("B1",))
 
 
 # The root's stream

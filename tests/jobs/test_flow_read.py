@@ -91,7 +91,7 @@ async def test_children_of_a_job_are_listed_by_parent_id(
         )
         everything = (await client.get("/api/v1/jobs")).json()
     assert page["total"] == 4
-    assert {item["id"] for item in page["items"]} == {ids["t0"], ids["t1"], ids["t2"], ids["load"]}
+    assert [item["id"] for item in page["items"]] == [ids["t0"], ids["t1"], ids["t2"], ids["load"]]
     assert all(item["parent_id"] == ids["root"] for item in page["items"])
     assert all(item["root_id"] == ids["root"] for item in page["items"])
     assert [item["id"] for item in lower.json()["items"]] == [ids["grandchild"]]
