@@ -42,7 +42,6 @@ async def after_ends(
     flow_jobs = [end for end in ended if end.parent_id is not None]
     if not flow_jobs and not cascade:
         return effects
-    at = utcnow()
     by_parent: dict[str, list[Ended]] = {}
     for end in flow_jobs:
         assert end.parent_id is not None  # noqa: S101 - filtered above
@@ -55,6 +54,7 @@ async def after_ends(
             .order_by(JOBS.c.id)
             .with_for_update()
         )
+    at = utcnow()  # once the locks are held, so event times follow their numbers
     await root_events(session, [f for f in map(facts_of, flow_jobs) if f is not None], effects)
     for parent_id in sorted(by_parent):
         await _fan_in(session, parent_id, by_parent[parent_id], at, effects)
