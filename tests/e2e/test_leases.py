@@ -76,7 +76,15 @@ def test_a_lost_workers_jobs_are_recovered_once_their_lease_expires(
         # Both jobs go back to the queue without using an attempt, once their lease ran out
         # (nothing else could tell that their worker was gone), and run again here.
         for job_id in (lost, retried):
-            rerun = wait_job(client, job_id, statuses=frozenset({"running"}), timeout=15)
+            # Not the row the killed server left `running` (its lease may not have run out
+            # yet when this server answers): the job requeued and running again.
+            rerun: dict[str, Any] = {}
+
+            def running_again(job_id: str = job_id, seen: dict[str, Any] = rerun) -> bool:
+                seen.update(get_job(client, job_id))
+                return seen["status"] == "running" and seen["error"] is not None
+
+            wait_until(running_again, timeout=15, what=f"job {job_id} to run again")
             assert rerun["attempts"] == 1
             assert rerun["error"]["type"] == "WorkerLost"
             [requeued] = [
