@@ -9,6 +9,7 @@ from app.artifacts.schemas import ArtifactIn, ArtifactRead
 from app.core.settings import Settings
 from app.db.database import Database
 from app.jobs.context import JobCancelledError, JobContext
+from app.jobs.flows import ChildJob, ChildJobFailed, FlowMismatchError
 from app.jobs.scheduler import JobScheduler
 from app.main import create_app
 from app.schedules.definition import Schedule
@@ -25,7 +26,10 @@ __all__ = [
     "ArtifactRead",
     "ArtifactTooLarge",
     "AsyncSession",
+    "ChildJob",
+    "ChildJobFailed",
     "Database",
+    "FlowMismatchError",
     "JobCancelledError",
     "JobContext",
     "JobScheduler",

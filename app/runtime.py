@@ -94,6 +94,8 @@ async def start_runtime(
                 max_log_lines=settings.max_log_lines,
                 bounds=Bounds.from_settings(settings),
                 sync_executor=settings.sync_executor,
+                max_children=settings.max_children,
+                max_waiting_parents=settings.max_waiting_parents,
             ),
             injectables=Injectables(database, artifacts, scheduler),
             registry=registry,

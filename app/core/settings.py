@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     page_limit_max: int = Field(default=500, ge=1)
     page_max_bytes: int = Field(default=1024 * 1024, ge=1024)
     page_count_max: int = Field(default=10_000, ge=1)
+    tree_max_nodes: int = Field(default=2000, ge=1, le=100_000)
+    max_children: int = Field(default=10_000, ge=1, le=1_000_000)
+    max_waiting_parents: int = Field(default=1000, ge=0, le=100_000)
     expose_traceback_paths: bool = False
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ui: bool = True

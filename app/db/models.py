@@ -4,7 +4,7 @@ from app.artifacts.models import Artifact
 from app.db.base import Base
 from app.jobs.cache_models import CacheEntry
 from app.jobs.callback_models import CallbackDelivery
-from app.jobs.models import Job, JobAttempt, JobEvent
+from app.jobs.models import Job, JobAttempt, JobEvent, JobWait
 from app.schedules.models import ScheduleRecord
 from app.ui import indexes as ui_indexes  # noqa: F401  (the dashboard's indexes on jobs)
 
@@ -16,5 +16,6 @@ __all__ = [
     "Job",
     "JobAttempt",
     "JobEvent",
+    "JobWait",
     "ScheduleRecord",
 ]

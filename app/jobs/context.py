@@ -3,10 +3,12 @@
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Unpack
+
+from app.jobs.flows import ChildJob, FlowCalls, SpawnOptions
 
 if TYPE_CHECKING:
     from app.artifacts.schemas import ArtifactRead
@@ -59,6 +61,7 @@ class JobContext:
         params: dict[str, Any],
         on_progress: Callable[[ProgressUpdate], None] | None = None,
         scheduled_for: datetime | None = None,
+        flows: FlowCalls | None = None,
     ) -> None:
         self.job_id = job_id
         self.task_name = task_name
@@ -76,6 +79,7 @@ class JobContext:
         # Named artifacts: set by the runner; the loop serves `add_artifact_sync` from threads.
         self.artifacts: ArtifactWriter | None = None
         self._loop = _running_loop()
+        self._flows = flows
 
     @property
     def cancel_requested(self) -> bool:
@@ -151,6 +155,57 @@ class JobContext:
             name, data, kind=kind, description=description, parent_id=parent_id
         )
         return asyncio.run_coroutine_threadsafe(coroutine, loop).result(SYNC_ARTIFACT_TIMEOUT)
+
+    # Flows (see `app.jobs.flows`) ------------------------------------------------------------
+
+    def spawn(
+        self,
+        task_name: str,
+        params: dict[str, Any] | None = None,
+        *,
+        key: str | None = None,
+        **options: Unpack[SpawnOptions],
+    ) -> ChildJob:
+        """Queue a child job of this one and return it: `await child` gives its result.
+
+        `key` names the child under this job (default: the position of the call), so a re-run
+        of this job finds the child it made instead of queuing another. Params are validated
+        now (`ValidationFailedError`); `options` override the child task's registered ones.
+        From a sync task the call returns once the child is queued; from an async task the
+        child is queued in the background, with the other spawns of the same loop turn, and
+        awaiting it (or the end of the attempt) makes sure it is.
+        """
+        return self._flow_calls().spawn(task_name, params, key, dict(options))
+
+    def map(
+        self,
+        task_name: str,
+        params_list: Sequence[dict[str, Any]],
+        *,
+        key: str | None = None,
+        **options: Unpack[SpawnOptions],
+    ) -> list[ChildJob]:
+        """Queue one child per params item, in one transaction, with `map_index` 0..n-1."""
+        return self._flow_calls().map(task_name, params_list, key, dict(options))
+
+    async def gather(self, *children: ChildJob, return_exceptions: bool = False) -> list[Any]:
+        """Wait for the children, without holding a concurrency slot, and return their results
+        in order. The first failed child (in order) raises `ChildJobFailed` as soon as it has
+        failed, unless `return_exceptions=True`, which puts each failure in its place."""
+        return await self._flow_calls().gather(children, return_exceptions)
+
+    def wait(self, *children: ChildJob, return_exceptions: bool = False) -> list[Any]:
+        """`gather` for sync tasks: blocks the task's thread (never the event loop)."""
+        return self._flow_calls().wait_blocking(children, return_exceptions)
+
+    def bind_flows(self, flows: FlowCalls) -> None:
+        """Give the context its attempt's flow calls (the worker does, before the task runs)."""
+        self._flows = flows
+
+    def _flow_calls(self) -> FlowCalls:
+        if self._flows is None:
+            raise RuntimeError("flows need a job run by a worker (this context has none)")
+        return self._flows
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

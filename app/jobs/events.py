@@ -22,6 +22,13 @@ class EventType(StrEnum):
     RETRYING = "retrying"
     REQUEUED = "requeued"
     RELEASED = "released"
+    # Flows: a parent waits for its children, is woken by the last one, resumes; its root
+    # follows each child.
+    WAITING = "waiting"
+    WOKEN = "woken"
+    RESUMED = "resumed"
+    CHILD_STARTED = "child_started"
+    CHILD_FINISHED = "child_finished"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELED = "canceled"

@@ -4,7 +4,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, IdColumnType, JSONType, UTCDateTime
@@ -13,6 +23,8 @@ from app.db.base import Base, IdColumnType, JSONType, UTCDateTime
 class JobStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
+    # A parent whose attempt waits for its children: it keeps its lease, holds no slot.
+    WAITING = "waiting"
     # A running sync task was asked to cancel; its thread has not ended yet.
     CANCELING = "canceling"
     COMPLETED = "completed"
@@ -27,6 +39,9 @@ class JobStatus(StrEnum):
 TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED})
 # Statuses of a job some worker holds (under a lease).
 ACTIVE_STATUSES = frozenset({JobStatus.RUNNING, JobStatus.CANCELING})
+# Statuses under a lease: the active ones, and a parent waiting for its children (which holds
+# no concurrency slot, so it is not counted against any limit).
+LEASED_STATUSES = ACTIVE_STATUSES | {JobStatus.WAITING}
 
 
 class Job(Base):
@@ -37,12 +52,25 @@ class Job(Base):
         Index("ix_jobs_task_name", "task_name", "id"),
         # A schedule's fire: one job per (schedule, fire time), whatever the number of processes.
         UniqueConstraint("schedule_id", "scheduled_for"),
+        # A child's identity under its parent (re-attached when the parent re-runs); also
+        # serves `?parent_id=` and walking a flow's tree level by level.
+        Index("uq_jobs_parent_child_key", "parent_id", "child_key", unique=True),
+        # Every job of a flow (the root's stream, cancelling a flow).
+        Index("ix_jobs_root_id", "root_id", "id"),
     )
 
     id: Mapped[str] = mapped_column(IdColumnType(), primary_key=True)
     task_name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING)
     params: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # Flows: the job that spawned this one, the flow's first job (None for a root), the
+    # position in a `ctx.map`, and the child's identity under its parent.
+    parent_id: Mapped[str | None] = mapped_column(
+        IdColumnType(), ForeignKey("jobs.id", ondelete="CASCADE")
+    )
+    root_id: Mapped[str | None] = mapped_column(IdColumnType())
+    map_index: Mapped[int | None] = mapped_column(Integer)
+    child_key: Mapped[str | None] = mapped_column(String(120))
     priority: Mapped[int] = mapped_column(Integer, default=0)
     run_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -120,3 +148,17 @@ class JobEvent(Base):
     type: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+class JobWait(Base):
+    """A child a waiting parent's attempt awaits. The transaction that finishes a child deletes
+    its row and, when the parent has none left (or fail-fast applies), wakes the parent."""
+
+    __tablename__ = "job_waits"
+
+    parent_id: Mapped[str] = mapped_column(
+        IdColumnType(), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    child_id: Mapped[str] = mapped_column(IdColumnType(), primary_key=True)
+    # Wake the parent as soon as one awaited child fails or is canceled.
+    fail_fast: Mapped[bool] = mapped_column(Boolean)

@@ -5,12 +5,13 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, UnaryExpression, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.pagination import keys_within_budget, stored_bytes
 from app.jobs.models import (
     ACTIVE_STATUSES,
+    LEASED_STATUSES,
     TERMINAL_STATUSES,
     Job,
     JobAttempt,
@@ -20,6 +21,7 @@ from app.jobs.models import (
 
 JOBS = cast(Table, Job.__table__)
 ACTIVE = [status.value for status in ACTIVE_STATUSES]
+LEASED = [status.value for status in LEASED_STATUSES]
 TERMINAL = [status.value for status in TERMINAL_STATUSES]
 
 
@@ -47,21 +49,28 @@ class JobRepository:
         offset: int,
         max_bytes: int | None = None,
         count_max: int | None = None,
+        parent_id: str | None = None,
     ) -> tuple[list[Job], int]:
-        """Newest first, at most `limit` jobs and (when given) `max_bytes` of their big
-        columns, at least one; the total counts at most `count_max` jobs past the page."""
+        """Newest first (with `parent_id`: that job's children in spawn order), at most
+        `limit` jobs and (when given) `max_bytes` of their big columns, at least one; the
+        total counts at most `count_max` jobs past the page."""
         conditions = []
         if status is not None:
             conditions.append(Job.status == status)
         if task_name is not None:
             conditions.append(Job.task_name == task_name)
+        order: list[UnaryExpression[Any]] = [Job.id.desc()]
+        if parent_id is not None:
+            conditions.append(Job.parent_id == parent_id)
+            # A job's children in spawn order (a child's id is derived from its key).
+            order = [Job.created_at.asc(), Job.map_index.asc(), Job.id.asc()]
         dialect = self.session.get_bind().dialect.name
         size = (
             stored_bytes(Job.params, dialect)
             + stored_bytes(Job.error, dialect)
             + stored_bytes(Job.progress_message, dialect)
         )
-        sizes = select(Job.id, size).where(*conditions).order_by(Job.id.desc())
+        sizes = select(Job.id, size).where(*conditions).order_by(*order)
 
         async def sizes_at(skip: int, count: int) -> list[Any]:
             return list(await self.session.execute(sizes.limit(count).offset(offset + skip)))
@@ -70,9 +79,7 @@ class JobRepository:
         jobs = []
         if ids:
             jobs = list(
-                await self.session.scalars(
-                    select(Job).where(Job.id.in_(ids)).order_by(Job.id.desc())
-                )
+                await self.session.scalars(select(Job).where(Job.id.in_(ids)).order_by(*order))
             )
         matching = select(Job.id).where(*conditions)
         if count_max is not None:
@@ -82,7 +89,7 @@ class JobRepository:
 
     async def running_worker_ids(self) -> list[str]:
         rows = await self.session.scalars(
-            select(Job.worker_id).where(Job.status.in_(ACTIVE)).distinct()
+            select(Job.worker_id).where(Job.status.in_(LEASED)).distinct()
         )
         return [worker_id for worker_id in rows if worker_id is not None]
 

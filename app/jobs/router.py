@@ -7,7 +7,14 @@ from fastapi import APIRouter, Depends, Header, Path, Query, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app.core.clock import ULID_PATTERN
-from app.core.deps import DatabaseDep, ListSessionDep, PageDep, SettingsDep, get_scheduler
+from app.core.deps import (
+    DatabaseDep,
+    ListSessionDep,
+    PageDep,
+    ReadSessionDep,
+    SettingsDep,
+    get_scheduler,
+)
 from app.core.errors import BadRequestError
 from app.core.inputs import MAX_EVENT_NUMBER, NO_NUL_PATTERN
 from app.core.pagination import PAGING_NOTE, Page
@@ -17,7 +24,8 @@ from app.jobs.live import stream_events
 from app.jobs.models import JobStatus
 from app.jobs.repository import JobRepository
 from app.jobs.scheduler import JobScheduler
-from app.jobs.schemas import JobDetail, JobEventRead, JobLogRead, JobRead
+from app.jobs.schemas import JobDetail, JobEventRead, JobLogRead, JobRead, JobTree
+from app.jobs.tree import read_tree
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["Jobs"])
 
@@ -63,8 +71,12 @@ async def list_jobs(
     page: PageDep,
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
     task: Annotated[str | None, Query(max_length=200, pattern=NO_NUL_PATTERN)] = None,
+    parent_id: Annotated[
+        str | None, Query(pattern=ULID_PATTERN, description="Only the children of this job.")
+    ] = None,
 ) -> Page[JobRead]:
-    """Jobs, newest first, optionally filtered by status and task name."""
+    """Jobs, newest first, optionally filtered by status and task name; with `parent_id`,
+    the children of that job in spawn order (the items of a map by index)."""
     jobs, total = await JobRepository(session).list_page(
         status=status_filter,
         task_name=task,
@@ -72,6 +84,7 @@ async def list_jobs(
         offset=page.offset,
         max_bytes=page.max_bytes,
         count_max=page.count_max,
+        parent_id=None if parent_id is None else parent_id.upper(),
     )
     return Page(
         items=[JobRead.from_job(job) for job in jobs],
@@ -92,6 +105,17 @@ async def get_job(
     if wait:
         return await scheduler.wait(job_id.upper(), check_wait(wait, settings))
     return await scheduler.get_detail(job_id.upper())
+
+
+@router.get(
+    "/{job_id}/tree",
+    response_model=JobTree,
+    responses=UNKNOWN_JOB,
+)
+async def get_job_tree(job_id: JobId, session: ReadSessionDep, settings: SettingsDep) -> JobTree:
+    """The job and every job it spawned, nested (a flow, when asked of its root): status,
+    attempts, timings and result artifact per node, at most `TASKEXEC_TREE_MAX_NODES` nodes."""
+    return await read_tree(session, job_id.upper(), settings.tree_max_nodes)
 
 
 @router.get(

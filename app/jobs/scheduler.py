@@ -220,6 +220,22 @@ class JobScheduler:
     ) -> _Prepared:
         """Validate params and build the job row (nothing is written); an idempotency key
         already used with the same request is a replay of its job."""
+        job = self.build_job(definition, params, request_id=request_id, **options)
+        if job.idempotency_key is not None and job.request_hash is not None:
+            existing = await self._replay(job.idempotency_key, job.request_hash)
+            if existing is not None:
+                return _Prepared(job, existing)
+        return _Prepared(job)
+
+    def build_job(
+        self,
+        definition: TaskDefinition,
+        params: dict[str, Any],
+        *,
+        request_id: str | None = None,
+        **options: Unpack[SubmitOptions],
+    ) -> Job:
+        """Validate params and build the pending job row, options filled from the task's."""
         definition.validate_params(params)
         task_name = definition.name
         request_hash = _request_hash(task_name, params)
@@ -250,11 +266,7 @@ class JobScheduler:
             # A job queued by a running task inherits the request id of that task's job.
             request_id=request_id or context_value("request_id"),
         )
-        if idempotency_key is not None:
-            existing = await self._replay(idempotency_key, request_hash)
-            if existing is not None:
-                return _Prepared(job, existing)
-        return _Prepared(job)
+        return job
 
     async def _replay_after_race(self, job: Job) -> JobRead | None:
         if job.idempotency_key is None or job.request_hash is None:

@@ -24,6 +24,9 @@ class JobRead(BaseModel):
     task_name: str
     status: JobStatus
     params: dict[str, Any]
+    parent_id: str | None = Field(description="The job that spawned this one (flows).")
+    root_id: str = Field(description="The first job of its flow; its own id for a root.")
+    map_index: int | None = Field(description="Its position in the parent's `ctx.map`.")
     priority: int
     created_at: Timestamp
     run_at: Timestamp
@@ -58,6 +61,9 @@ class JobRead(BaseModel):
             task_name=job.task_name,
             status=JobStatus(job.status),
             params=job.params,
+            parent_id=job.parent_id,
+            root_id=job.root_id or job.id,
+            map_index=job.map_index,
             priority=job.priority,
             created_at=job.created_at,
             run_at=job.run_at,
@@ -140,3 +146,33 @@ class JobLogRead(BaseModel):
             logger=str(data.get("logger", "")),
             message=str(data.get("message", "")),
         )
+
+
+class JobTreeNode(BaseModel):
+    """One job of a flow and its children (spawn order; map items by index)."""
+
+    id: str
+    task_name: str
+    status: JobStatus
+    child_key: str | None
+    map_index: int | None
+    attempts: int
+    created_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    duration_seconds: float | None = Field(
+        description="From the start of its last attempt to its end (null until it ends)."
+    )
+    result: str | None = Field(description="Id of the artifact that records the run.")
+    error: JobError | None
+    child_count: int = Field(description="Children it has (some may be cut off, see truncated).")
+    children: list["JobTreeNode"]
+
+
+class JobTree(BaseModel):
+    """A job and all its descendants, nested; at most `TASKEXEC_TREE_MAX_NODES` nodes, taken
+    level by level in creation order."""
+
+    root: JobTreeNode
+    node_count: int
+    truncated: bool

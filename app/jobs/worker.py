@@ -22,6 +22,8 @@ from app.jobs.bounds import Bounds
 from app.jobs.context import JobContext, ProgressUpdate
 from app.jobs.decisions import Retry
 from app.jobs.events import EventBus
+from app.jobs.flow_host import ParentParked, WaitingParents, WorkerFlows
+from app.jobs.flow_runtime import FlowRuntime
 from app.jobs.injectables import Injectables
 from app.jobs.limits import ConcurrencyLimits
 from app.jobs.models import Job, JobStatus
@@ -52,6 +54,9 @@ class WorkerConfig:
     max_log_lines: int = 1000
     bounds: Bounds = field(default_factory=Bounds)
     sync_executor: ExecutorName = "thread"
+    # Flows: children per parent, and parents that may wait in memory at once (then parked).
+    max_children: int = 10_000
+    max_waiting_parents: int = 1000
 
 
 @dataclass
@@ -62,6 +67,7 @@ class _Running:
     sink: JobEventSink
     # Whether cancelling its asyncio task stops the work (async or process tasks).
     stoppable: bool = False
+    flows: FlowRuntime | None = None
     task: "asyncio.Task[Outcome] | None" = None
     released: bool = False
 
@@ -102,9 +108,22 @@ class Worker:
         self._recording: dict[str, Job] = {}
         self._finishers: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
+        # Parents waiting for their children hold no slot (see `app.jobs.flows`).
+        self._parents = WaitingParents(self._running, self._wake.set)
+        self._flows = WorkerFlows(
+            self.store,
+            injectables.scheduler,
+            self._parents,
+            worker_id=self.worker_id,
+            max_children=config.max_children,
+            max_waiting=config.max_waiting_parents,
+        )
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
-        self._executor = ThreadPoolExecutor(config.concurrency, thread_name_prefix="taskexec-sync")
+        # A sync parent waiting for its children blocks its thread (not its slot).
+        self._executor = ThreadPoolExecutor(
+            config.concurrency + config.max_waiting_parents, thread_name_prefix="taskexec-sync"
+        )
         # Finished attempts and new claims share transactions (group commit), ends first.
         group = GroupCommit(database)
         self._ends = group.writer(JobStore.finish_in)
@@ -134,7 +153,7 @@ class Worker:
 
     def cancel_local(self, job_id: str) -> bool:
         """Cancel a job this worker runs: async and process tasks at once, threads by flag."""
-        running = self._running.get(job_id)
+        running = self._running.get(job_id) or self._parents.waiting.get(job_id)
         if running is None:
             return False
         if running.context.cancel_requested:
@@ -150,10 +169,11 @@ class Worker:
         self._wake.set()
         if self._loop_task is not None:
             await self._loop_task
-        tasks = [r.task for r in self._running.values() if r.task is not None]
+        held = [*self._running.values(), *self._parents.waiting.values()]
+        tasks = [r.task for r in held if r.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=self.config.shutdown_grace)
-        leftover = [r for r in self._running.values() if r.task is not None and not r.task.done()]
+        leftover = [r for r in held if r.task is not None and not r.task.done()]
         if leftover:
             for running in leftover:
                 running.released = True
@@ -186,6 +206,8 @@ class Worker:
                 await self._guard(self._cleanup)
                 next_cleanup = now + self.config.retention_interval
             free = self.config.concurrency - len(self._running)
+            # Woken parents first: their children are done, they only need a slot.
+            free -= self._parents.grant(free)
             if free > 0:
                 for job in await self._guard(functools.partial(self._claim, free)) or []:
                     self._start(job)
@@ -248,6 +270,8 @@ class Worker:
             definition.is_async or runs_in_process(definition, self.config.sync_executor)
         )
         running = _Running(job, context, definition, sink, stoppable)
+        running.flows = self._flows.runtime_for(job, context)
+        context.bind_flows(running.flows)
         self._running[job.id] = running
         running.task = asyncio.create_task(self._attempt(running), name=f"job {job.id}")
         finisher = asyncio.create_task(self._finish(running), name=f"finish {job.id}")
@@ -290,8 +314,14 @@ class Worker:
                 if running.released:
                     return
                 raise
+            except ParentParked:
+                # No end: the job waits without a worker; the fan-in re-queues it.
+                await running.sink.close()
+                return
             if running.released:
                 return
+            if running.flows is not None:
+                await running.flows.settle_quietly()
             verdict = decide(
                 job,
                 running.definition,
@@ -324,7 +354,7 @@ class Worker:
             return await JobRepository(session).log_usage(job_id)
 
     def _free(self, job_id: str) -> None:
-        if self._running.pop(job_id, None) is not None:
+        if self._running.pop(job_id, None) is not None or self._parents.discard(job_id):
             self._wake.set()
 
     async def _persist(self, end: AttemptEnd) -> None:
@@ -363,7 +393,7 @@ class Worker:
         await self.store.append(job_id, events, progress)
 
     async def _heartbeat(self) -> None:
-        job_ids = [*self._running, *self._recording]
+        job_ids = [*self._running, *self._parents.waiting, *self._recording]
         if not job_ids:
             return
         held, canceled = await self.store.renew(self.worker_id, job_ids, self.config.lease_seconds)

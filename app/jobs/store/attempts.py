@@ -18,12 +18,13 @@ from app.db.base import JSONType, UTCDateTime
 from app.jobs.decisions import Finish, Retry, Verdict
 from app.jobs.events import EventType
 from app.jobs.models import Job, JobStatus
+from app.jobs.store import flow_ends, flows
 from app.jobs.store.effects import Effects
 from app.jobs.store.rows import (
-    ACTIVE,
     ARTIFACTS,
     ATTEMPTS,
     JOBS,
+    LEASED,
     EventRow,
     attempt_row,
     event_row,
@@ -58,7 +59,7 @@ async def held_by(session: AsyncSession, worker_id: str, job_ids: Sequence[str])
         return {}
     rows = await session.execute(
         select(JOBS.c.id, JOBS.c.event_seq)
-        .where(JOBS.c.id.in_(job_ids), JOBS.c.worker_id == worker_id, JOBS.c.status.in_(ACTIVE))
+        .where(JOBS.c.id.in_(job_ids), JOBS.c.worker_id == worker_id, JOBS.c.status.in_(LEASED))
         .with_for_update()
     )
     return {job_id: event_seq for job_id, event_seq in rows}
@@ -73,8 +74,10 @@ class Writes:
         self.artifacts: list[dict[str, Any]] = []
         self.attempts: list[dict[str, Any]] = []
         self.events: list[EventRow] = []
+        self.ended: list[flows.Ended] = []
 
-    async def flush(self, session: AsyncSession) -> None:
+    async def flush(self, session: AsyncSession) -> Effects:
+        """Write the rows; what the jobs that ended mean for their flows is part of it."""
         if self.finished:
             await session.execute(_FINISH, self.finished)
         if self.retries:
@@ -84,6 +87,7 @@ class Writes:
         if self.artifacts:
             await session.execute(insert(ARTIFACTS), self.artifacts)
         await insert_events(session, self.events)
+        return await flow_ends.after_ends(session, self.ended)
 
 
 _FINISH = (
@@ -159,6 +163,7 @@ def end_job(
         "result": artifact_id,
     }
     writes.events.append(event_row(job.id, seq, EventType(finish.status.value), data, now))
+    writes.ended.append(flows.Ended.of(job, finish.status, summary, artifact_id))
 
 
 async def finish_attempts(session: AsyncSession, ends: Sequence[AttemptEnd]) -> list[Recorded]:
@@ -203,5 +208,7 @@ async def finish_attempts(session: AsyncSession, ends: Sequence[AttemptEnd]) -> 
             )
             effects.finished.append((job.task_name, verdict.status.value))
         recorded.append(Recorded(True, effects))
-    await writes.flush(session)
+    flow_effects = await writes.flush(session)
+    if recorded:
+        recorded[0].effects.merge(flow_effects)
     return recorded

@@ -15,6 +15,7 @@ from app.jobs.events import EventType
 from app.jobs.limits import ConcurrencyLimits
 from app.jobs.models import Job, JobStatus
 from app.jobs.repository import JobRepository
+from app.jobs.store import flows
 from app.jobs.store.effects import Effects
 from app.jobs.store.rows import JOBS, event_row, insert_events
 
@@ -68,6 +69,7 @@ async def claim(
         ],
     )
     effects.changed = [job.id for job in jobs]
+    effects.merge(await flows.children_started(session, jobs))
     return jobs, effects
 
 

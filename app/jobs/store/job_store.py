@@ -21,14 +21,15 @@ from app.jobs.context import ProgressUpdate
 from app.jobs.events import EventBus
 from app.jobs.limits import ConcurrencyLimits
 from app.jobs.models import Job
-from app.jobs.store import attempts, cached, claims, lifecycle, rows
+from app.jobs.store import attempts, cached, claims, flow_ends, lifecycle, rows
 from app.jobs.store.attempts import AttemptEnd, Recorded
 from app.jobs.store.effects import AfterCommit, Effects
 from app.jobs.store.fires import Fire, insert_fire
+from app.jobs.store.flow_methods import FlowTransitions
 from app.jobs.store.queueing import queue_in
 
 
-class JobStore:
+class JobStore(FlowTransitions):
     """Queue, claim, renew, finish, retry, release, recover, cancel, delete, append events,
     and delete old jobs. No other module writes jobs, attempts, events or result artifacts."""
 
@@ -160,8 +161,9 @@ class JobStore:
         """Cancel a pending job now, or ask its worker to stop it; `ConflictError` when it
         has finished, `NotFoundError` when it does not exist."""
         async with self.database.transaction() as session:
-            job, effects = await lifecycle.cancel(session, job_id, utcnow())
+            job, effects = await flow_ends.cancel_tree(session, job_id, utcnow())
         self.after_commit.apply(effects)
+        assert job is not None  # noqa: S101 - the target is always canceled or refused
         return job
 
     async def delete(self, job_id: str) -> None:

@@ -21,6 +21,7 @@ from app.jobs.store.effects import Effects
 from app.jobs.store.rows import (
     ACTIVE,
     JOBS,
+    LEASED,
     TERMINAL,
     append_events,
     attempt_row,
@@ -53,7 +54,7 @@ async def renew(
         return set(), set()
     rows = await session.execute(
         update(JOBS)
-        .where(JOBS.c.id.in_(job_ids), JOBS.c.worker_id == worker_id, JOBS.c.status.in_(ACTIVE))
+        .where(JOBS.c.id.in_(job_ids), JOBS.c.worker_id == worker_id, JOBS.c.status.in_(LEASED))
         .values(lease_expires_at=lease_until)
         .returning(JOBS.c.id, JOBS.c.cancel_requested_at)
     )
@@ -75,7 +76,7 @@ async def release(
         return effects
     rows = await session.execute(
         update(JOBS)
-        .where(JOBS.c.id.in_(job_ids), JOBS.c.worker_id == worker_id, JOBS.c.status.in_(ACTIVE))
+        .where(JOBS.c.id.in_(job_ids), JOBS.c.worker_id == worker_id, JOBS.c.status.in_(LEASED))
         .values(
             status=JobStatus.PENDING,
             attempts=JOBS.c.attempts - 1,
@@ -104,7 +105,7 @@ async def recover_lost(
         condition = condition | JOBS.c.worker_id.in_(list(dead_worker_ids))
     query = (
         select(JOBS)
-        .where(JOBS.c.status.in_(ACTIVE), condition)
+        .where(JOBS.c.status.in_(LEASED), condition)
         .order_by(JOBS.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -158,7 +159,7 @@ async def recover_lost(
         await session.execute(_REQUEUE, requeues)
         await notify_new_jobs(session)
         effects.wake = True
-    await writes.flush(session)
+    effects.merge(await writes.flush(session))
     return effects
 
 

@@ -14,7 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.artifacts.models import Artifact
 from app.core.clock import utcnow
 from app.db.base import table_of
-from app.jobs.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Job, JobAttempt, JobEvent
+from app.jobs.models import (
+    ACTIVE_STATUSES,
+    LEASED_STATUSES,
+    TERMINAL_STATUSES,
+    Job,
+    JobAttempt,
+    JobEvent,
+)
 from app.jobs.notify import EVENTS_CHANNEL
 
 JOBS = cast(Table, Job.__table__)
@@ -22,6 +29,8 @@ EVENTS = table_of(JobEvent)
 ATTEMPTS = table_of(JobAttempt)
 ARTIFACTS = table_of(Artifact)
 ACTIVE = [status.value for status in ACTIVE_STATUSES]
+# Under a lease: the active statuses and a parent waiting for its children (no slot).
+LEASED = [status.value for status in LEASED_STATUSES]
 TERMINAL = [status.value for status in TERMINAL_STATUSES]
 
 _NOTIFY_PAYLOAD_IDS = 250  # job ids per NOTIFY payload (PostgreSQL caps payloads at 8000 bytes)
