@@ -94,6 +94,7 @@ async def start_runtime(
                 max_log_lines=settings.max_log_lines,
                 bounds=Bounds.from_settings(settings),
                 sync_executor=settings.sync_executor,
+                worker_timeout=settings.worker_timeout,
             ),
             injectables=Injectables(database, artifacts, scheduler),
             registry=registry,

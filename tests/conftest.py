@@ -84,7 +84,8 @@ def truncate_postgres(url: str) -> None:
         conn = await asyncpg.connect(asyncpg_dsn(url))
         try:
             await conn.execute(
-                "TRUNCATE jobs, artifacts, schedules, cache_entries, callback_deliveries CASCADE"
+                "TRUNCATE jobs, artifacts, schedules, cache_entries, callback_deliveries, workers "
+                "CASCADE"
             )
         finally:
             await conn.close()
