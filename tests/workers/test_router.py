@@ -28,7 +28,8 @@ async def page(client: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
 
 async def wait_for_own_worker(client: httpx.AsyncClient) -> dict[str, Any]:
     async def registered() -> bool:
-        return (await page(client, alive="true"))["total"] == 1
+        total: int = (await page(client, alive="true"))["total"]
+        return total == 1
 
     await wait_until_async(registered, what="the service's worker to register")
     [own] = (await page(client, alive="true"))["items"]
