@@ -96,6 +96,7 @@ async def start_runtime(
                 sync_executor=settings.sync_executor,
                 max_children=settings.max_children,
                 max_waiting_parents=settings.max_waiting_parents,
+                worker_timeout=settings.worker_timeout,
             ),
             injectables=Injectables(database, artifacts, scheduler),
             registry=registry,

@@ -85,7 +85,7 @@ def truncate_postgres(url: str) -> None:
         try:
             await conn.execute(
                 "TRUNCATE jobs, job_waits, artifacts, schedules, cache_entries,"
-                " callback_deliveries CASCADE"
+                " callback_deliveries, workers CASCADE"
             )
         finally:
             await conn.close()

@@ -3,6 +3,7 @@ are read from the database at scrape time, so every process reports the same que
 
 import time
 from collections.abc import Collection
+from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import func, select
@@ -11,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.core.clock import utcnow
 from app.db.database import Database
 from app.jobs.models import ACTIVE_STATUSES, Job, JobStatus
+from app.workers.repository import WorkerRepository
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 
@@ -75,6 +77,11 @@ class Metrics:
         self.running = Gauge(
             "taskexec_jobs_running", "Jobs running or canceling (all processes).", registry=r
         )
+        self.workers_alive = Gauge(
+            "taskexec_workers_alive",
+            "Workers not stopped and seen within the worker timeout (all processes).",
+            registry=r,
+        )
         self.http_requests = Counter(
             "taskexec_http_requests",
             "HTTP requests, by method, route template and status.",
@@ -135,6 +142,12 @@ class Metrics:
             self.pending_unregistered.set(unknown)
         self.oldest_pending.set((now - oldest).total_seconds() if oldest is not None else 0)
         self.running.set(running or 0)
+
+    async def refresh_workers(self, database: Database, worker_timeout: float) -> None:
+        """Read the live-worker gauge from the workers table (one short query)."""
+        cutoff = utcnow() - timedelta(seconds=worker_timeout)
+        async with database.read_session() as session:
+            self.workers_alive.set(await WorkerRepository(session).count_alive(cutoff))
 
 
 class HttpMetricsMiddleware:

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     worker_processes: int = Field(default=1, ge=1, le=256)
     poll_interval: float = Field(default=1.0, gt=0)
     lease_seconds: float = Field(default=30.0, gt=0)
+    # A worker whose heartbeat row is older than this is dead (unset: the lease).
+    worker_timeout_seconds: float | None = Field(default=None, gt=0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     tag_limits: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
     retention_seconds: float | None = Field(default=None, gt=0)
@@ -127,6 +129,10 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_hosts(cls, value: list[str]) -> list[str]:
         return [host.lower() for host in value]
+
+    @property
+    def worker_timeout(self) -> float:
+        return self.worker_timeout_seconds or self.lease_seconds
 
     @property
     def is_sqlite(self) -> bool:

@@ -7,6 +7,7 @@ from app.jobs.callback_models import CallbackDelivery
 from app.jobs.models import Job, JobAttempt, JobEvent, JobWait
 from app.schedules.models import ScheduleRecord
 from app.ui import indexes as ui_indexes  # noqa: F401  (the dashboard's indexes on jobs)
+from app.workers.models import WorkerRecord
 
 __all__ = [
     "Artifact",
@@ -18,4 +19,5 @@ __all__ = [
     "JobEvent",
     "JobWait",
     "ScheduleRecord",
+    "WorkerRecord",
 ]

@@ -35,10 +35,15 @@ from app.jobs.sink import JobEventSink, current_sink, install_log_capture
 from app.jobs.store import AfterCommit, AttemptEnd, Effects, JobStore, Recorded
 from app.jobs.worker_ids import is_dead_local_worker, make_worker_id
 from app.tasks.registry import Registry, TaskDefinition, TaskRegistry
+from app.workers.presence import WorkerPresence
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# Jobs `JobStore.recover_lost` resolves per call, and calls per expired-worker check.
+RECOVER_BATCH = 100
+RECOVER_ROUNDS = 20
 
 
 @dataclass
@@ -57,6 +62,13 @@ class WorkerConfig:
     # Flows: children per parent, and parents that may wait in memory at once (then parked).
     max_children: int = 10_000
     max_waiting_parents: int = 1000
+    # A worker whose heartbeat row is older than this is dead (None: the lease).
+    worker_timeout: float | None = None
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """Three heartbeats fit in both the lease and the worker timeout."""
+        return min(self.lease_seconds, self.worker_timeout or self.lease_seconds) / 3
 
 
 @dataclass
@@ -102,6 +114,12 @@ class Worker:
         self.registry = registry if registry is not None else TaskRegistry.default()
         self.injectables = injectables
         self.worker_id = worker_id or make_worker_id()
+        self.presence = WorkerPresence(
+            database,
+            self.worker_id,
+            timeout=config.worker_timeout or config.lease_seconds,
+            tasks=self.registry.names(),
+        )
         # Jobs holding a concurrency slot: executing, or a timed-out thread still running.
         self._running: dict[str, _Running] = {}
         # Jobs whose attempt ended and whose result is being written (still leased).
@@ -187,11 +205,14 @@ class Worker:
             # jobs are not waited for (a sync task's thread cannot be stopped).
             await asyncio.wait(recording, timeout=self.config.shutdown_grace + 5)
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._loop_task is not None:
+            await self._guard(self.presence.stop)
 
     async def _loop(self) -> None:
+        await self._guard(self.presence.register)
         await self._guard(self._recover_dead_local_workers)
         loop = asyncio.get_running_loop()
-        heartbeat_every = self.config.lease_seconds / 3
+        heartbeat_every = self.config.heartbeat_seconds
         next_heartbeat = 0.0
         next_cleanup = 0.0
         while not self._stopping:
@@ -199,6 +220,8 @@ class Worker:
             now = loop.time()
             if now >= next_heartbeat:
                 await self._guard(self._heartbeat)
+                await self._guard(functools.partial(self.presence.beat, len(self._running)))
+                await self._guard(functools.partial(self.presence.recover_expired, self._recover))
                 await self._guard(self._recover_dead_local_workers)
                 await self._guard(self._recover_lost)
                 next_heartbeat = now + heartbeat_every
@@ -411,6 +434,13 @@ class Worker:
         dead = [w for w in worker_ids if w != self.worker_id and is_dead_local_worker(w)]
         if dead:
             await self.store.recover_lost(dead)
+
+    async def _recover(self, dead_worker_ids: Sequence[str]) -> None:
+        """Re-queue (or end) every job of these dead workers, a batch at a time."""
+        for _ in range(RECOVER_ROUNDS):
+            effects = await self.store.recover_lost(dead_worker_ids)
+            if len(effects.changed) < RECOVER_BATCH:
+                return
 
     async def _recover_lost(self) -> None:
         """Re-queue or end jobs whose worker died (their lease expired)."""

@@ -27,6 +27,7 @@ from app.service.openapi import install_problem_openapi, install_task_openapi
 from app.service.router import health_router, info_router
 from app.service.schemas import ServiceInfo
 from app.tasks.router import router as tasks_router
+from app.workers.router import router as workers_router
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +167,7 @@ class ServiceBuilder:
             app.include_router(job_artifacts_router, **guarded)
         if self._jobs:
             app.include_router(schedules_router, **guarded)
+            app.include_router(workers_router, **guarded)
         for router, kwargs in self._routers:
             app.include_router(router, **kwargs)
         if self._ui and settings.ui:

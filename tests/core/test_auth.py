@@ -61,6 +61,7 @@ API_REQUESTS = [
     ("GET", "/api/v1/artifacts"),
     ("GET", "/api/v1/artifacts/01ARZ3NDEKTSV4RRFFQ69G5FAV"),
     ("GET", "/api/v1/info"),
+    ("GET", "/api/v1/workers"),
 ]
 
 

@@ -142,6 +142,7 @@ def worker_for(
     shutdown_grace: float = 5.0,
     worker_id: str | None = None,
     registry: Registry | None = None,
+    worker_timeout: float | None = None,
 ) -> tuple[Worker, JobScheduler]:
     """A worker wired like the service wires it, and a scheduler that notifies it."""
     bus = EventBus()
@@ -154,6 +155,7 @@ def worker_for(
             poll_interval=poll_interval,
             lease_seconds=lease_seconds,
             shutdown_grace=shutdown_grace,
+            worker_timeout=worker_timeout,
         ),
         injectables=Injectables(database, ArtifactManager(database), scheduler),
         registry=registry,

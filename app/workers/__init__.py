@@ -1,0 +1,1 @@
+"""Workers: one row per worker process, refreshed by its heartbeat (see `WorkerPresence`)."""
