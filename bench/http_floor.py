@@ -35,7 +35,8 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-from throughput import RawClient, free_port, percentile, rss_mib
+from serverproc import free_port, rss_mib
+from throughput import RawClient, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -11,7 +11,6 @@ the size of a job-list page (`GET /api/v1/jobs?limit=50`) afterwards.
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ import time
 from pathlib import Path
 
 import httpx
+from serverproc import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
@@ -56,13 +56,6 @@ SCENARIOS = [
     ("100 log lines of 1 MiB", "big_logs", {"lines": 100, "mib": 1}),
     ("50 MB result", "big_result", {"mb": 50}),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def db_bytes(path: Path) -> int:

@@ -13,7 +13,7 @@ from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.clock import isoformat, utcnow
+from app.core.clock import utcnow
 from app.core.errors import NotFoundError
 from app.db.base import table_of
 from app.jobs.context import JobCancelledError
@@ -27,8 +27,8 @@ from app.jobs.flow_decisions import (
     child_event,
 )
 from app.jobs.models import Job, JobStatus, JobWait
-from app.jobs.notify import notify_new_jobs
 from app.jobs.store.effects import Effects
+from app.jobs.store.queueing import queued_effects, record_created
 from app.jobs.store.rows import (
     ARTIFACTS,
     JOBS,
@@ -106,23 +106,8 @@ async def create_children(
         inserted |= set((await session.execute(stmt)).scalars())
     new = [job for job in children if job.id in inserted]
     if new:
-        await insert_events(
-            session,
-            [
-                event_row(
-                    job.id,
-                    1,
-                    EventType.CREATED,
-                    {"status": JobStatus.PENDING.value, "run_at": isoformat(job.run_at)},
-                    job.created_at,
-                )
-                for job in new
-            ],
-        )
-        await notify_new_jobs(session)
-        effects.changed = [job.id for job in new]
-        effects.queued = [(job.id, job.task_name) for job in new]
-        effects.wake = True
+        await record_created(session, new)
+        effects.merge(queued_effects(new))
     stored: dict[str, StoredChild] = {}
     for chunk in chunks([job.id for job in children]):
         rows = await session.execute(

@@ -19,6 +19,12 @@ async def queue_in(session: AsyncSession, batches: Sequence[Sequence[Job]]) -> l
     for job in jobs:
         job.event_seq = 1  # the `created` event below
     await session.execute(insert(JOBS), [job_row(job) for job in jobs])
+    await record_created(session, jobs)
+    return [queued_effects(batch) for batch in batches]
+
+
+async def record_created(session: AsyncSession, jobs: Sequence[Job]) -> None:
+    """The `created` event (number 1) of each newly inserted pending job, and one NOTIFY."""
     await insert_events(
         session,
         [
@@ -33,11 +39,12 @@ async def queue_in(session: AsyncSession, batches: Sequence[Sequence[Job]]) -> l
         ],
     )
     await notify_new_jobs(session)
-    return [
-        Effects(
-            changed=[job.id for job in batch],
-            queued=[(job.id, job.task_name) for job in batch],
-            wake=True,
-        )
-        for batch in batches
-    ]
+
+
+def queued_effects(jobs: Sequence[Job]) -> Effects:
+    """What newly queued jobs mean after the commit: bus, counters, a wake-up."""
+    return Effects(
+        changed=[job.id for job in jobs],
+        queued=[(job.id, job.task_name) for job in jobs],
+        wake=True,
+    )
