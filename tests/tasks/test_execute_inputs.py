@@ -93,6 +93,25 @@ async def test_a_nul_in_the_idempotency_key_field_is_400(client: httpx.AsyncClie
 
 
 @pytest.mark.parametrize(
+    "options",
+    [
+        {"run_at": 1_800_000_000},
+        {"delay": "5"},
+        {"timeout": "1.5"},
+        {"delay": True},
+    ],
+)
+async def test_start_and_timeout_options_take_only_their_json_types(
+    client: httpx.AsyncClient, options: dict[str, Any]
+) -> None:
+    # A number is not a date-time and a string is not a number, whatever they could be read as.
+    response = await client.post(EXECUTE, json={"params": {}, **options})
+    body = assert_problem(response, 400)
+    assert [error["loc"][-1] for error in body["errors"]] == list(options)
+    assert await job_total(client) == 0
+
+
+@pytest.mark.parametrize(
     "run_at",
     [
         "9999-12-31T23:00:00-14:00",
