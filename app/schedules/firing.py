@@ -35,10 +35,20 @@ class FiringConfig:
     poll_interval: float = 1.0
     max_catchup: int = 100
     grace_seconds: float = 60.0
+    # For tasks that do not set their own (`TASKEXEC_MAX_WORKER_LOSSES`).
+    max_worker_losses: int = 3
 
 
-def fire_of(definition: TaskDefinition, record: ScheduleRecord, at: datetime, source: str) -> Fire:
-    """The job a fire of `record` at `at` becomes, with the task's registered options."""
+def fire_of(
+    definition: TaskDefinition,
+    record: ScheduleRecord,
+    at: datetime,
+    source: str,
+    *,
+    max_worker_losses: int,
+) -> Fire:
+    """The job a fire of `record` at `at` becomes, with the task's registered options;
+    `max_worker_losses` applies when the task sets none."""
     options = definition.options
     return Fire(
         schedule_id=record.id,
@@ -48,6 +58,9 @@ def fire_of(definition: TaskDefinition, record: ScheduleRecord, at: datetime, so
         priority=options.priority,
         max_attempts=options.retries + 1,
         timeout_seconds=options.timeout,
+        max_worker_losses=(
+            max_worker_losses if options.max_worker_losses is None else options.max_worker_losses
+        ),
         source=source,
     )
 
@@ -171,7 +184,14 @@ class FiringLoop:
                 times = []
             for at in times:
                 job_id = await JobStore.queue_fire_in(
-                    session, fire_of(definition, record, at, "schedule")
+                    session,
+                    fire_of(
+                        definition,
+                        record,
+                        at,
+                        "schedule",
+                        max_worker_losses=self.config.max_worker_losses,
+                    ),
                 )
                 if job_id is not None:
                     queued.append(job_id)

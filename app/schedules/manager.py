@@ -32,8 +32,10 @@ class ScheduleManager:
         firing: FiringLoop | None = None,
         metrics: Metrics | None = None,
         on_queued: Callable[[Sequence[str]], None] | None = None,
+        max_worker_losses: int = 3,
     ) -> None:
         self.database = database
+        self.max_worker_losses = max_worker_losses
         self.registry = registry if registry is not None else TaskRegistry.default()
         self.firing = firing
         self.metrics = metrics
@@ -129,7 +131,9 @@ class ScheduleManager:
                 raise NotFoundError(f"Schedule {schedule_id} does not exist.")
             definition = self._definition(record.task_name)
             definition.validate_params(record.params)
-            fire = fire_of(definition, record, now, "trigger")
+            fire = fire_of(
+                definition, record, now, "trigger", max_worker_losses=self.max_worker_losses
+            )
             job_id = await JobStore.queue_fire_in(session, fire, now=now)
         if job_id is None:
             raise ConflictError(f"Schedule {schedule_id} already fired at {now.isoformat()}.")

@@ -62,6 +62,7 @@ async def start_schedules(
             poll_interval=settings.schedule_poll_interval,
             max_catchup=settings.schedule_max_catchup,
             grace_seconds=settings.schedule_grace_seconds,
+            max_worker_losses=settings.max_worker_losses,
         )
         firing = FiringLoop(
             database,
@@ -73,6 +74,11 @@ async def start_schedules(
         )
         firing.start()
     manager = ScheduleManager(
-        database, registry=registry, firing=firing, metrics=metrics, on_queued=on_queued
+        database,
+        registry=registry,
+        firing=firing,
+        metrics=metrics,
+        on_queued=on_queued,
+        max_worker_losses=settings.max_worker_losses,
     )
     return Schedules(manager, firing)

@@ -316,3 +316,40 @@ async def test_a_fire_gets_the_task_s_registered_options(
     await loop.tick(T0)
     [job] = await fires(database, created.id)
     assert (job.max_attempts, job.priority, job.timeout_seconds) == (3, 5, 3.0)
+
+
+async def test_fires_take_the_service_max_worker_losses_unless_the_task_sets_its_own(
+    database: Database, registry: type[TaskRegistry], manager: ScheduleManager
+) -> None:
+    @registry.register("fragile", max_worker_losses=0)
+    def fragile() -> None:
+        return None
+
+    config = FiringConfig(
+        poll_interval=1.0, max_catchup=100, grace_seconds=60.0, max_worker_losses=7
+    )
+    loop = FiringLoop(database, config, registry=registry.default())
+    by_service = await make_schedule(manager, database)
+    by_task = await make_schedule(manager, database, next_fire_at=T0)
+    async with database.transaction() as session:
+        await session.execute(
+            update(ScheduleRecord).where(ScheduleRecord.id == by_task).values(task_name="fragile")
+        )
+
+    await loop.tick(T0 + timedelta(milliseconds=200))
+
+    [service_job] = await fires(database, by_service)
+    [task_job] = await fires(database, by_task)
+    assert (service_job.max_worker_losses, task_job.max_worker_losses) == (7, 0)
+
+
+async def test_a_trigger_takes_the_service_max_worker_losses(
+    database: Database, registry: type[TaskRegistry]
+) -> None:
+    manager = ScheduleManager(database, registry=registry.default(), max_worker_losses=5)
+    schedule_id = await make_schedule(manager, database)
+
+    accepted = await manager.trigger(schedule_id)
+
+    [job] = await fires(database, schedule_id)
+    assert (job.id, job.max_worker_losses) == (accepted.job_id, 5)

@@ -30,6 +30,7 @@ class Fire:
     priority: int
     max_attempts: int
     timeout_seconds: float | None
+    max_worker_losses: int
     # "schedule" for a fire time; "trigger" for `$trigger` (run now, by hand).
     source: str = "schedule"
 
@@ -57,6 +58,8 @@ async def insert_fire(
             attempts=0,
             max_attempts=fire.max_attempts,
             timeout_seconds=fire.timeout_seconds,
+            worker_losses=0,
+            max_worker_losses=fire.max_worker_losses,
             event_seq=1,
             schedule_id=fire.schedule_id,
             scheduled_for=fire.scheduled_for,
