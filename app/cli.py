@@ -100,12 +100,13 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from app.main import load_tasks
+    from app.main import load_hooks, load_tasks
     from app.worker_process import run_workers
 
-    # Import the task modules here first: one that fails stops the command with one line,
-    # instead of every worker process failing (and being restarted) with a traceback.
+    # Import the task and hooks modules here first: one that fails stops the command with one
+    # line, instead of every worker process failing (and being restarted) with a traceback.
     load_tasks(settings)
+    load_hooks(settings)
     if args.processes is not None:
         settings = settings.model_copy(update={"worker_processes": args.processes})
     return run_workers(settings)

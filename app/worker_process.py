@@ -13,7 +13,7 @@ from prometheus_client import start_http_server
 from app.core.logging import configure_logging
 from app.core.metrics import Metrics
 from app.core.settings import Settings
-from app.main import load_tasks
+from app.main import load_hooks, load_tasks
 from app.runtime import Runtime, start_runtime
 
 logger = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ GAUGE_REFRESH_SECONDS = 10.0
 async def run_worker(settings: Settings, *, stop_signals: Iterable[signal.Signals]) -> int:
     """Run one worker until one of `stop_signals` arrives, then stop gracefully."""
     load_tasks(settings)
+    hooks = load_hooks(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in stop_signals:
@@ -31,7 +32,7 @@ async def run_worker(settings: Settings, *, stop_signals: Iterable[signal.Signal
     metrics = Metrics()
     if settings.worker_metrics_port is not None:
         start_http_server(settings.worker_metrics_port, registry=metrics.registry)
-    runtime = await start_runtime(settings, run_worker=True, metrics=metrics)
+    runtime = await start_runtime(settings, run_worker=True, metrics=metrics, hooks=hooks)
     logger.info("worker running", extra={"worker_id": runtime.worker and runtime.worker.worker_id})
     gauges = None
     if settings.worker_metrics_port is not None:

@@ -127,3 +127,31 @@ def test_every_option_has_help_naming_its_setting(command: str) -> None:
     for action in parser._actions:
         if not action.option_strings:
             assert action.help, f"{command} {action.dest} has no help"
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "0"], ["worker"]])
+@pytest.mark.parametrize(
+    ("hooks", "reason"),
+    [
+        ("no_such_hooks_module:hooks", "No module named 'no_such_hooks_module'"),
+        ("app.main:no_such_object", "no_such_object"),
+        ("app.main:Settings", "a hooks object needs at least one of"),
+    ],
+)
+def test_hooks_that_cannot_be_loaded_are_one_line(
+    tmp_path: Path, command: list[str], hooks: str, reason: str
+) -> None:
+    result = run_cli(tmp_path, *command, TASKEXEC_HOOKS=hooks)
+
+    assert result.returncode == 1
+    line = one_line_error(result)
+    assert "TASKEXEC_HOOKS" in line
+    assert reason in line
+    assert not (tmp_path / "cli.db").exists()
+
+
+def test_hooks_that_are_not_module_colon_attribute_are_a_setting_error(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "worker", TASKEXEC_HOOKS="just_a_module")
+
+    assert result.returncode == 2
+    assert "TASKEXEC_HOOKS" in one_line_error(result)

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
     max_concurrency: int = Field(default_factory=_default_concurrency, ge=1, le=10_000)
     task_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # "module:attribute": the hooks object `taskexec serve` and `taskexec worker` call.
+    hooks: str | None = Field(default=None, pattern=r"^[\w.]+:[\w.]+$")
     load_examples: bool = True
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     http_max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
