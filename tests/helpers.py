@@ -46,8 +46,9 @@ async def apoll_until(
     within: float = WAIT_SECONDS,
     what: str = "",
     interval: float = 0.02,
-) -> None:
-    """`poll_until` in an event loop; `check` may be a coroutine function."""
+) -> object:
+    """`poll_until` in an event loop; `check` may be a coroutine function. Returns what
+    `check` last returned (truthy)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while True:
@@ -55,7 +56,7 @@ async def apoll_until(
         if inspect.isawaitable(result):
             result = await result
         if result:
-            return
+            return result
         if loop.time() >= deadline:
             raise AssertionError(f"timed out after {within} s waiting for {what or check}")
         await asyncio.sleep(interval)
