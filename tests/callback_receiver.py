@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.e2e.conftest import free_port
+from tests.helpers import free_port
 
 MAX_BODY = 1024 * 1024
 

@@ -10,7 +10,8 @@ import pytest
 
 from taskexec_client import Client
 from tests.client.conftest import clean_env
-from tests.e2e.conftest import ServerProcess, free_port
+from tests.e2e.conftest import ServerProcess
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.e2e
 

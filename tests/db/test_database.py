@@ -13,7 +13,8 @@ from app.core.clock import new_id, utcnow
 from app.db.database import Database
 from app.jobs.models import Job
 from tests.conftest import sqlite_url
-from tests.jobs.helpers import count_jobs, make_job, wait_until
+from tests.helpers import apoll_until
+from tests.jobs.helpers import count_jobs, make_job
 
 
 @pytest.fixture
@@ -156,7 +157,7 @@ async def test_ping_fails_when_the_database_cannot_be_opened(tmp_path: Path) -> 
         await database.dispose()
         # aiosqlite stops the thread of a failed connection in the background; let it finish
         # while this loop is still open to receive its last message.
-        await wait_until(lambda: not (sqlite_threads() - before), what="the sqlite thread")
+        await apoll_until(lambda: not (sqlite_threads() - before), what="the sqlite thread")
 
 
 async def test_is_sqlite_flag(database: Database, database_url: str) -> None:

@@ -8,10 +8,8 @@ failing test's report carries the tail of each server's log.
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,23 +17,23 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers import (
+    TERMINAL_STATUSES,
+    free_port,
+    poll_until,
+    wait_job_sync,
+    wait_status_sync,
+)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TASK_MODULE = "tests.e2e.tasks"
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 30.0
 REQUEST_TIMEOUT = 10.0
 SERVE_COMMAND = (sys.executable, "-m", "app", "serve", "--host", "127.0.0.1")
-TERMINAL = frozenset({"completed", "failed", "canceled"})
 
 SERVERS_KEY = pytest.StashKey[list["ServerProcess"]]()
 NO_SERVERS: list["ServerProcess"] = []
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ServerStartError(RuntimeError):
@@ -130,20 +128,25 @@ class ServerProcess:
         self._wait_healthy(timeout)
 
     def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+        process = self._process
+        assert process is not None
+
         with httpx.Client(base_url=self.base_url, timeout=1.0) as client:
-            while time.monotonic() < deadline:
-                assert self._process is not None
-                code = self._process.poll()
+
+            def healthy() -> bool:
+                code = process.poll()
                 if code is not None:
                     raise ServerStartError(f"server exited with {code}:\n{self.log_tail()}")
                 try:
-                    if client.get("/health").status_code == 200:
-                        return
+                    return client.get("/health").status_code == 200
                 except httpx.TransportError:
-                    pass
-                time.sleep(0.05)
-        raise ServerStartError(f"no answer from /health in {timeout} s:\n{self.log_tail()}")
+                    return False
+
+            try:
+                poll_until(healthy, within=timeout, what="/health")
+            except AssertionError as exc:
+                tail = self.log_tail()
+                raise ServerStartError(f"no answer from /health in {timeout} s:\n{tail}") from exc
 
     def client(self, **kwargs: Any) -> httpx.Client:
         """A client for this server (close it, e.g. `with server.client() as c:`)."""
@@ -259,19 +262,6 @@ def pytest_runtest_makereport(
 # Helpers shared by the e2e tests.
 
 
-def wait_until(
-    predicate: Callable[[], bool], *, timeout: float, interval: float = 0.05, what: str = ""
-) -> None:
-    """Poll `predicate` until it holds; fail the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what or predicate}")
-        time.sleep(interval)
-
-
 def execute(client: httpx.Client, task: str, params: dict[str, Any] | None = None) -> str:
     """Queue a job; assert the 202 contract; return the job id."""
     body = None if params is None else {"params": params}
@@ -290,17 +280,19 @@ def get_job(client: httpx.Client, job_id: str) -> dict[str, Any]:
 
 
 def wait_job(
-    client: httpx.Client, job_id: str, *, statuses: frozenset[str] = TERMINAL, timeout: float = 20
+    client: httpx.Client,
+    job_id: str,
+    *,
+    statuses: frozenset[str] = TERMINAL_STATUSES,
+    timeout: float = 20,
 ) -> dict[str, Any]:
-    """Poll a job until its status is one of `statuses`; return it."""
-    seen: dict[str, Any] = {}
-
-    def reached() -> bool:
-        seen.update(get_job(client, job_id))
-        return seen["status"] in statuses
-
-    wait_until(reached, timeout=timeout, what=f"job {job_id} to reach {sorted(statuses)}")
-    return seen
+    """The job once its status is one of `statuses`: terminal ones through `?wait=`, others
+    after the events of its `$stream`; fails if the job settles in another status."""
+    if statuses <= TERMINAL_STATUSES:
+        job = wait_job_sync(client, job_id, within=timeout)
+        assert job["status"] in statuses, job
+        return job
+    return wait_status_sync(client, job_id, statuses, within=timeout)
 
 
 def count_jobs(client: httpx.Client, status: str | None = None, task: str | None = None) -> int:

@@ -9,7 +9,8 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.callback_receiver import CallbackReceiver
-from tests.e2e.conftest import ServerFactory, wait_job, wait_until
+from tests.e2e.conftest import ServerFactory, wait_job
+from tests.helpers import poll_until
 
 pytestmark = pytest.mark.e2e
 
@@ -51,9 +52,9 @@ def test_a_callback_survives_a_restart_and_is_delivered_once(
         assert response.status_code == 202, response.text
         job_id = response.json()["job_id"]
         assert wait_job(client, job_id)["status"] == "completed"
-        wait_until(
+        poll_until(
             lambda: len(_events(client, job_id, "callback_attempted")) >= 2,
-            timeout=20,
+            within=20,
             what="refused deliveries",
         )
     server.terminate()
@@ -61,9 +62,9 @@ def test_a_callback_survives_a_restart_and_is_delivered_once(
     server.restart()
     [delivery] = receiver.wait_for(1)
     with server.client() as client:
-        wait_until(
+        poll_until(
             lambda: bool(_events(client, job_id, "callback_delivered")),
-            timeout=20,
+            within=20,
             what="the callback_delivered event",
         )
         attempts = _events(client, job_id, "callback_attempted")

@@ -16,8 +16,8 @@ from tests.e2e.conftest import (
     get_job,
     list_all,
     wait_job,
-    wait_until,
 )
+from tests.helpers import poll_until, wait_event_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -25,6 +25,7 @@ pytestmark = pytest.mark.e2e
 # gone, not because their lease ran out.
 LONG_LEASE = 600.0
 PENDING = 4
+RUNNING = frozenset({"running"})
 
 
 def test_kill9_then_restart_ends_every_accepted_job(
@@ -36,9 +37,9 @@ def test_kill9_then_restart_ends_every_accepted_job(
     with server.client() as client:
         retried = execute(client, "block_retry", params)
         lost = execute(client, "block_async", params)
-        wait_until(lambda: count_jobs(client, "running") == 2, timeout=15, what="2 running jobs")
-        assert get_job(client, retried)["status"] == "running"
-        assert get_job(client, lost)["status"] == "running"
+        for job_id in (retried, lost):
+            wait_job(client, job_id, statuses=RUNNING, timeout=15)
+        assert count_jobs(client, "running") == 2
         pending = [execute(client, "block_async", params) for _ in range(PENDING)]
         assert count_jobs(client, "pending") == PENDING
         accepted = count_jobs(client)
@@ -81,7 +82,8 @@ def _losses(client: httpx.Client, job_id: str) -> list[int]:
 
 
 def _wait_requeued(client: httpx.Client, job_id: str) -> None:
-    wait_until(lambda: _losses(client, job_id) == [1], timeout=10, what=f"{job_id} re-queued")
+    wait_event_sync(client, job_id, "requeued", within=10)
+    assert _losses(client, job_id) == [1]
 
 
 def test_a_job_whose_worker_keeps_dying_fails_past_max_worker_losses(
@@ -95,13 +97,13 @@ def test_a_job_whose_worker_keeps_dying_fails_past_max_worker_losses(
     params = {"release": str(tmp_path / "never"), "max_wait": 60.0}
     with server.client() as client:
         job_id = execute(client, "block_async", params)
-        wait_job(client, job_id, statuses=frozenset({"running"}), timeout=15)
+        wait_job(client, job_id, statuses=RUNNING, timeout=15)
 
     # First loss: re-queued (1 of 1 allowed), and it runs again.
     assert server.kill9() == -signal.SIGKILL
     server.restart()
     with server.client() as client:
-        again = wait_job(client, job_id, statuses=frozenset({"running"}), timeout=10)
+        again = wait_job(client, job_id, statuses=RUNNING, timeout=10)
         assert (again["attempts"], again["error"]["type"]) == (1, "WorkerLost")
 
     # Second loss: past max_worker_losses, the job fails instead of looping.
@@ -119,7 +121,7 @@ def test_a_job_whose_worker_keeps_dying_fails_past_max_worker_losses(
 
 
 def _wait_for_log(server: ServerProcess, text: str, timeout: float = 15) -> None:
-    wait_until(lambda: text in server.log_tail(200), timeout=timeout, what=repr(text))
+    poll_until(lambda: text in server.log_tail(200), within=timeout, what=repr(text))
 
 
 def _stop_and_restart(server: ServerProcess, release: Path, *, release_first: bool) -> datetime:
@@ -142,7 +144,7 @@ def test_sigterm_lets_a_running_job_finish_within_the_grace_period(
     release = tmp_path / "release"
     with server.client() as client:
         job_id = execute(client, "block_async", {"release": str(release), "max_wait": 30.0})
-        wait_job(client, job_id, statuses=frozenset({"running"}), timeout=15)
+        wait_job(client, job_id, statuses=RUNNING, timeout=15)
 
     stopped_at = _stop_and_restart(server, release, release_first=True)
 
@@ -163,7 +165,7 @@ def test_sigterm_hands_back_a_job_that_outlives_the_grace_period(
     release = tmp_path / "release"
     with server.client() as client:
         job_id = execute(client, "block_async", {"release": str(release), "max_wait": 30.0})
-        wait_job(client, job_id, statuses=frozenset({"running"}), timeout=15)
+        wait_job(client, job_id, statuses=RUNNING, timeout=15)
 
     stopped_at = _stop_and_restart(server, release, release_first=False)
 
@@ -189,7 +191,7 @@ def test_sigterm_exits_while_a_sync_task_outlives_the_grace_period(
     release = tmp_path / "release"
     with server.client() as client:
         job_id = execute(client, "block_sync", {"release": str(release), "max_wait": 60.0})
-        wait_job(client, job_id, statuses=frozenset({"running"}), timeout=15)
+        wait_job(client, job_id, statuses=RUNNING, timeout=15)
     server.send_sigterm()
     _wait_for_log(server, "handed back unfinished jobs")
     # The worker thread cannot be interrupted; the process must exit without joining it.

@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import ServerFactory, execute, get_artifact, list_all, wait_job, wait_until
+from tests.e2e.conftest import ServerFactory, execute, get_artifact, list_all, wait_job
+from tests.helpers import poll_until
 
 pytestmark = pytest.mark.e2e
 
@@ -43,14 +44,14 @@ def test_kill9_during_a_map_then_restart_completes_the_flow_exactly_once(
     with server.client() as client:
         parent = execute(client, "mark_all", params)
 
-        wait_until(
+        poll_until(
             lambda: len(children(client, parent, "completed")) == HALF,
-            timeout=30,
+            within=30,
             what=f"{HALF} children completed",
         )
-        wait_until(
+        poll_until(
             lambda: len(children(client, parent, "running")) == 2,
-            timeout=30,
+            within=30,
             what="two held children running",
         )
         before = {job["id"]: job for job in children(client, parent)}

@@ -6,7 +6,6 @@ the queue without using up an attempt.
 """
 
 import contextlib
-import functools
 import signal
 import sqlite3
 from datetime import UTC, datetime
@@ -25,8 +24,8 @@ from tests.e2e.conftest import (
     get_job,
     list_all,
     wait_job,
-    wait_until,
 )
+from tests.helpers import Sse, follow_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +60,7 @@ def test_a_lost_workers_jobs_are_recovered_once_their_lease_expires(
     with server.client() as client:
         retried = execute(client, "block_retry", params)
         lost = execute(client, "block_async", params)
-        wait_until(lambda: count_jobs(client, "running") == 2, timeout=15, what="2 running jobs")
+        _wait_running(client, retried, lost)
 
     assert server.kill9() == -signal.SIGKILL
     _query(
@@ -80,11 +79,7 @@ def test_a_lost_workers_jobs_are_recovered_once_their_lease_expires(
         for job_id in (lost, retried):
             # Still `running` under the dead worker until its lease runs out: wait for the
             # attempt a worker of this process started after the re-queue.
-            wait_until(
-                functools.partial(_started_again, client, job_id),
-                timeout=15,
-                what=f"job {job_id} to start again",
-            )
+            follow_sync(client, job_id, _started_again, within=15)
             rerun = get_job(client, job_id)
             assert rerun["status"] == "running"
             assert rerun["attempts"] == 1
@@ -121,7 +116,7 @@ def test_sigterm_hands_running_jobs_back_without_using_an_attempt(
     with server.client() as client:
         on_loop = execute(client, "block_async", params)
         in_thread = execute(client, "block_sync", params)
-        wait_until(lambda: count_jobs(client, "running") == 2, timeout=15, what="2 running jobs")
+        _wait_running(client, on_loop, in_thread)
 
     _stop(server)
     rows = _query(
@@ -146,6 +141,11 @@ def test_sigterm_hands_running_jobs_back_without_using_an_attempt(
         assert count_jobs(client) == 2
 
 
-def _started_again(client: httpx.Client, job_id: str) -> bool:
-    events = list_all(client, f"/api/v1/jobs/{job_id}/events")
-    return sum(1 for event in events if event["type"] == "started") == 2
+def _started_again(events: list[Sse]) -> bool:
+    return sum(1 for event in events if event.event == "started") == 2
+
+
+def _wait_running(client: httpx.Client, *job_ids: str) -> None:
+    for job_id in job_ids:
+        wait_job(client, job_id, statuses=frozenset({"running"}), timeout=15)
+    assert count_jobs(client, "running") == len(job_ids)

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import ServerFactory, ServerProcess, count_jobs, wait_until
+from tests.e2e.conftest import ServerFactory, ServerProcess, count_jobs
+from tests.helpers import poll_until
 
 pytestmark = pytest.mark.e2e
 
@@ -36,9 +37,9 @@ def test_two_serve_processes_fire_each_second_exactly_once(server_factory: Serve
         }
     )
     with first.client() as client:
-        wait_until(
+        poll_until(
             lambda: count_jobs(client, status="completed", task="tick") >= FIRES,
-            timeout=FIRES + 25,
+            within=FIRES + 25,
             interval=0.2,
             what=f"{FIRES} completed fires",
         )

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ServerFactory, wait_until
+from tests.e2e.conftest import ServerFactory
+from tests.helpers import poll_until
 
 pytestmark = pytest.mark.e2e
 
@@ -48,9 +49,9 @@ def test_a_client_that_stops_reading_is_disconnected_and_resumes(
     with sock:
         sock.connect(("127.0.0.1", server.port))
         sock.sendall(f"GET /api/v1/jobs/{JOB_ID}/$stream HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        wait_until(
+        poll_until(
             lambda: "did not read for 1 s" in server.log_path.read_text(),
-            timeout=20,
+            within=20,
             what="the server to close the connection of a client that does not read",
         )
         received = b""

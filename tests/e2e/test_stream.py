@@ -1,14 +1,11 @@
 """Server-Sent Events of a job from a real server, read by a real HTTP client as they come."""
 
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
+from app.jobs.events import TERMINAL_EVENTS
 from tests.e2e.conftest import (
     ServerFactory,
     ServerProcess,
@@ -16,34 +13,13 @@ from tests.e2e.conftest import (
     get_job,
     wait_job,
 )
-from tests.helpers import assert_problem
+from tests.helpers import Sse, assert_problem, sse_events
 
 pytestmark = pytest.mark.e2e
 
 TASK_MODULES = "tests.e2e.tasks,tests.e2e.live_tasks"
-TERMINAL = frozenset({"completed", "failed", "canceled"})
 PROBLEM_JSON = "application/problem+json"
 UNKNOWN_ID = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
-
-
-@dataclass(frozen=True)
-class Sse:
-    id: int
-    event: str
-    data: dict[str, Any]
-
-
-def sse_events(response: httpx.Response) -> Iterator[Sse]:
-    """Parse a text/event-stream response as it arrives (comments, e.g. pings, skipped)."""
-    fields: dict[str, str] = {}
-    for line in response.iter_lines():
-        if line == "":
-            if fields:
-                yield Sse(int(fields["id"]), fields["event"], json.loads(fields["data"]))
-            fields = {}
-        elif not line.startswith(":"):
-            key, _, value = line.partition(":")
-            fields[key] = value.removeprefix(" ")
 
 
 @pytest.fixture
@@ -60,7 +36,7 @@ def assert_complete_history(events: list[Sse], first: int = 1) -> None:
     assert [e.id for e in events] == list(range(first, first + len(events)))
     assert [e.data["seq"] for e in events] == [e.id for e in events]
     assert [e.data["type"] for e in events] == [e.event for e in events]
-    assert [e.event for e in events if e.event in TERMINAL] == [events[-1].event]
+    assert [e.event for e in events if e.event in TERMINAL_EVENTS] == [events[-1].event]
 
 
 def read_until_live(events: Iterator[Sse]) -> list[Sse]:

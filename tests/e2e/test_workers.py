@@ -5,7 +5,6 @@ kill -9 the job's lease still has about a minute to run; the restarted server fi
 worker's row silent for the timeout and re-queues the job at once.
 """
 
-import functools
 import signal
 from datetime import timedelta
 from pathlib import Path
@@ -14,14 +13,13 @@ import pytest
 
 from tests.e2e.conftest import (
     ServerFactory,
-    count_jobs,
     execute,
     get_job,
     list_all,
     wait_job,
-    wait_until,
 )
-from tests.e2e.test_leases import _api_time, _query, _started_again, _stored_time
+from tests.e2e.test_leases import _api_time, _query, _started_again, _stored_time, _wait_running
+from tests.helpers import follow_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +39,7 @@ def test_a_dead_workers_job_is_requeued_long_before_its_lease_expires(
     release = tmp_path / "release"
     with server.client() as client:
         job_id = execute(client, "block_async", {"release": str(release), "max_wait": 120.0})
-        wait_until(lambda: count_jobs(client, "running") == 1, timeout=15, what="a running job")
+        _wait_running(client, job_id)
 
     assert server.kill9() == -signal.SIGKILL
     # Make the dead worker look like one of another machine: its pid cannot be checked.
@@ -52,11 +50,7 @@ def test_a_dead_workers_job_is_requeued_long_before_its_lease_expires(
 
     server.restart()
     with server.client() as client:
-        wait_until(
-            functools.partial(_started_again, client, job_id),
-            timeout=LEASE_SECONDS,
-            what=f"job {job_id} to start again",
-        )
+        follow_sync(client, job_id, _started_again, within=LEASE_SECONDS)
         [requeued] = [
             e for e in list_all(client, f"/api/v1/jobs/{job_id}/events") if e["type"] == "requeued"
         ]

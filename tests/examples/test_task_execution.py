@@ -1,6 +1,5 @@
 """The task execution example, run end to end over HTTP against a migrated SQLite file."""
 
-import asyncio
 import importlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from sqlalchemy.engine import make_url
 from app import TaskRegistry
 from examples.task_execution import main as example
 from tests.conftest import make_settings, running_client
+from tests.helpers import wait_for_job
 
 EXAMPLE_TASKS = [
     "add",
@@ -25,9 +25,6 @@ EXAMPLE_TASKS = [
     "multiply_numbers",
     "process_data",
 ]
-TERMINAL = {"completed", "failed", "canceled"}
-POLL_INTERVAL = 0.02
-MAX_POLLS = 500
 
 
 @pytest.fixture
@@ -49,18 +46,6 @@ async def execute(
     job_id: str = response.json()["job_id"]
     assert response.headers["location"] == f"/api/v1/jobs/{job_id}"
     return job_id
-
-
-async def wait_for_job(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
-    """Poll the job until it is finished (a bounded number of times)."""
-    for _ in range(MAX_POLLS):
-        response = await client.get(f"/api/v1/jobs/{job_id}")
-        assert response.status_code == 200, response.text
-        job: dict[str, Any] = response.json()
-        if job["status"] in TERMINAL:
-            return job
-        await asyncio.sleep(POLL_INTERVAL)
-    pytest.fail(f"job {job_id} did not finish; last seen {job}")
 
 
 async def artifact_data(client: httpx.AsyncClient, artifact_id: str) -> dict[str, Any]:

@@ -8,17 +8,14 @@ import httpx
 
 from app.jobs.context import JobContext
 from app.tasks.registry import TaskRegistry
+from tests.helpers import wait_for_job
 
 WAIT = 30.0
 
 
 async def finished(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
     """The job once it has finished (long poll)."""
-    response = await client.get(f"/api/v1/jobs/{job_id}", params={"wait": WAIT})
-    assert response.status_code == 200, response.text
-    job: dict[str, Any] = response.json()
-    assert job["status"] in {"completed", "failed", "canceled"}, job
-    return job
+    return await wait_for_job(client, job_id, within=WAIT)
 
 
 async def run(client: httpx.AsyncClient, task: str, params: dict[str, Any]) -> dict[str, Any]:

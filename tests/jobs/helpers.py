@@ -1,10 +1,10 @@
 """Helpers for the job and database tests: rows, bounded waits, workers, scratch databases."""
 
-import asyncio
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+import weakref
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -18,44 +18,17 @@ from app.artifacts.manager import ArtifactManager
 from app.artifacts.models import Artifact
 from app.core.clock import new_id, utcnow
 from app.db.database import Database
+from app.jobs import live
 from app.jobs.bounds import Bounds
 from app.jobs.context import JobContext
 from app.jobs.events import EventBus
 from app.jobs.injectables import Injectables, SessionFactory
-from app.jobs.models import Job, JobStatus
+from app.jobs.models import TERMINAL_STATUSES, Job, JobStatus
 from app.jobs.runner import DEFAULT_BOUNDS, Outcome, run_task
 from app.jobs.scheduler import JobScheduler
 from app.jobs.worker import Worker, WorkerConfig
 from app.tasks.registry import Registry, TaskDefinition, TaskRegistry
-
-WAIT_SECONDS = 15.0
-
-
-async def wait_until(
-    check: Callable[[], bool], *, within: float = WAIT_SECONDS, what: str = "condition"
-) -> None:
-    """Poll `check` with short sleeps until it holds; fail after `within` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not check():
-        if loop.time() >= deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
-async def wait_until_async(
-    check: Callable[[], Awaitable[bool]],
-    *,
-    within: float = WAIT_SECONDS,
-    what: str = "condition",
-) -> None:
-    """`wait_until` for a check that has to await (e.g. a database query)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await check():
-        if loop.time() >= deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.02)
+from tests.helpers import WAIT_SECONDS, apoll_until
 
 
 def make_job(**values: Any) -> Job:
@@ -108,29 +81,32 @@ async def artifacts_of(database: Database, job_id: str) -> list[Artifact]:
         return list(rows)
 
 
+# The bus of each database's in-process worker (`worker_for`): waits wake on the job's events.
+_BUSES: "weakref.WeakKeyDictionary[Database, EventBus]" = weakref.WeakKeyDictionary()
+
+
 async def wait_for_status(
     database: Database, job_id: str, *statuses: JobStatus, within: float = WAIT_SECONDS
 ) -> Job:
-    """Poll the job row until its status is one of `statuses`; return the row."""
+    """The job row once its status is one of `statuses`: re-read on each event of the job on
+    the bus of the worker `worker_for` made for `database` (re-polled only without one)."""
 
     async def reached() -> bool:
         return await job_status(database, job_id) in statuses
 
-    await wait_until_async(reached, within=within, what=f"job {job_id} to be {statuses}")
+    what = f"job {job_id} to be one of {[s.value for s in statuses]}"
+    bus = _BUSES.get(database)
+    if bus is None:
+        await apoll_until(reached, within=within, what=what)
+    else:
+        assert await live.wait_until(bus, job_id, within, reached), f"timed out waiting for {what}"
     return await fetch_job(database, job_id)
 
 
 async def wait_for_terminal(
     database: Database, job_id: str, *, within: float = WAIT_SECONDS
 ) -> Job:
-    return await wait_for_status(
-        database,
-        job_id,
-        JobStatus.COMPLETED,
-        JobStatus.FAILED,
-        JobStatus.CANCELED,
-        within=within,
-    )
+    return await wait_for_status(database, job_id, *TERMINAL_STATUSES, within=within)
 
 
 def worker_for(
@@ -163,6 +139,7 @@ def worker_for(
         bus=bus,
     )
     scheduler.worker = worker
+    _BUSES[database] = bus
     return worker, scheduler
 
 
@@ -177,7 +154,7 @@ async def running_worker(
         yield worker, scheduler
     finally:
         await worker.stop()
-        await wait_until(lambda: worker.running_count == 0, what="the worker to let go of its jobs")
+        await apoll_until(lambda: worker.running_count == 0, what="the worker to drop its jobs")
 
 
 def exited_pid() -> int:

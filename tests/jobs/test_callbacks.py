@@ -21,8 +21,8 @@ from app.jobs.repository import JobRepository
 from app.tasks.registry import TaskRegistry
 from tests.callback_receiver import CallbackReceiver
 from tests.conftest import ClientFactory
-from tests.helpers import assert_problem, events_of
-from tests.jobs.helpers import insert_job, wait_until_async
+from tests.helpers import apoll_until, assert_problem, events_of
+from tests.jobs.helpers import insert_job
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 FAST = {
@@ -110,14 +110,14 @@ async def test_a_listener_that_comes_up_later_gets_one_signed_delivery(
         async def failed_twice() -> bool:
             return len(await _events_of(client, job_id, "callback_attempted")) >= 2
 
-        await wait_until_async(failed_twice, what="two refused deliveries")
+        await apoll_until(failed_twice, what="two refused deliveries")
         receiver.start()
         [delivery] = await asyncio.to_thread(receiver.wait_for, 1)
 
         async def delivered() -> bool:
             return bool(await _events_of(client, job_id, "callback_delivered"))
 
-        await wait_until_async(delivered, what="the callback_delivered event")
+        await apoll_until(delivered, what="the callback_delivered event")
         attempts = await _events_of(client, job_id, "callback_attempted")
         job = (await client.get(f"/api/v1/jobs/{job_id}")).json()
 
@@ -153,7 +153,7 @@ async def test_it_gives_up_after_the_last_attempt(
         async def gave_up() -> bool:
             return bool(await _events_of(client, job_id, "callback_failed"))
 
-        await wait_until_async(gave_up, what="the callback_failed event")
+        await apoll_until(gave_up, what="the callback_failed event")
         attempts = await _events_of(client, job_id, "callback_attempted")
 
     assert [e["data"]["status_code"] for e in attempts] == [500, 500, 500]

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from app.core.clock import new_id, utcnow
 from app.db.database import Database
 from app.jobs.context import JobContext
-from app.jobs.events import EventType
+from app.jobs.events import TERMINAL_EVENTS, EventType
 from app.jobs.models import Job, JobEvent, JobStatus
 from app.jobs.store.rows import append_events
 from app.tasks.registry import TaskRegistry
@@ -25,7 +25,6 @@ from tests.conftest import ClientFactory
 from tests.helpers import execute, wait_for_job
 
 WAIT = 15.0
-TERMINAL = frozenset({"completed", "failed", "canceled"})
 
 Event = tuple[int, str, dict[str, Any]]
 
@@ -56,9 +55,9 @@ def assert_well_formed(events: list[Event]) -> None:
     """Numbered 1..N, `created` first, exactly one terminal event and it is the last."""
     assert [seq for seq, _, _ in events] == list(range(1, len(events) + 1)), types(events)
     assert events[0][1] == "created"
-    terminal = [type_ for type_ in types(events) if type_ in TERMINAL]
+    terminal = [type_ for type_ in types(events) if type_ in TERMINAL_EVENTS]
     assert len(terminal) == 1, types(events)
-    assert events[-1][1] in TERMINAL, types(events)
+    assert events[-1][1] in TERMINAL_EVENTS, types(events)
 
 
 async def wait_for(condition: asyncio.Event) -> None:

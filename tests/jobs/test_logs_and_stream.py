@@ -5,7 +5,7 @@ import asyncio
 import logging
 import sys
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -19,6 +19,7 @@ from app.jobs.context import JobContext
 from app.tasks.registry import TaskRegistry
 from tests.conftest import ClientFactory, build_app, running_client
 from tests.helpers import (
+    apoll_until,
     assert_problem,
     events_of,
     execute,
@@ -64,19 +65,6 @@ def app_factory(database_url: str) -> AppFactory:
         return app, running_client(app)
 
     return factory
-
-
-async def until(check: Callable[[], Awaitable[object]], what: str) -> object:
-    """Poll the async `check` until it returns something truthy; fail after WAIT seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() >= deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 # Logs
@@ -287,7 +275,7 @@ async def test_progress_updates_the_job_and_records_events(
                     message,
                 )
 
-            return await until(check, f"progress {fraction} {message!r}")
+            return await apoll_until(check, within=WAIT, what=f"progress {fraction} {message!r}")
 
         await progress_is(0.25, None)
         gates[0].set()
@@ -338,7 +326,7 @@ async def test_generator_tasks_report_each_item_and_return_the_list(
                 ]
                 return bool(progress) and progress[-1].get("item") == {"n": n}
 
-            await until(seen, f"item {n} as progress")
+            await apoll_until(seen, within=WAIT, what=f"item {n} as progress")
             job = await get_json(client, f"/api/v1/jobs/{job_id}")
             assert job["progress_message"] == f"{n + 1} items"
             if n < 2:
@@ -464,7 +452,7 @@ async def test_get_with_wait_answers_once_the_job_finishes(
         async def waiting() -> bool:
             return bool(bus.subscriber_count >= 1)
 
-        await until(waiting, "the request to wait on the job")
+        await apoll_until(waiting, within=WAIT, what="the request to wait on the job")
         assert not request.done()
         release.set()
         # Woken by the job's own events: the 30 s wait and the slow re-check are far away.

@@ -1,7 +1,6 @@
 """Retention: the worker deletes old finished jobs (artifacts and attempts too) in batches."""
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 from typing import Any
@@ -22,6 +21,7 @@ from app.jobs.worker import Worker, WorkerConfig
 from app.runtime import start_runtime
 from app.tasks.registry import TaskRegistry
 from tests.conftest import make_settings
+from tests.helpers import apoll_until
 
 WAIT = 10.0
 RETENTION = 60.0
@@ -87,14 +87,6 @@ async def _ids(database: Database, column: Any) -> set[str]:
 
 async def _job_ids(database: Database) -> set[str]:
     return await _ids(database, Job.id)
-
-
-async def _wait_for(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while not await check():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 @asynccontextmanager
@@ -168,7 +160,7 @@ async def test_old_finished_jobs_are_deleted_in_batches(database: Database) -> N
             async def cleaned() -> bool:
                 return await _job_ids(database) == keep
 
-            await _wait_for(cleaned, "the old jobs to be deleted")
+            await apoll_until(cleaned, within=WAIT, what="the old jobs to be deleted")
 
     assert not set(old) & await _job_ids(database)
     # Batches of at most two: 2 + 2 + 1, then nothing left to delete.
@@ -201,7 +193,7 @@ async def test_retention_is_off_unless_configured(
                 status = await session.scalar(select(Job.status).where(Job.id == probe))
             return status == JobStatus.COMPLETED
 
-        await _wait_for(probe_done, "the probe job to run")
+        await apoll_until(probe_done, within=WAIT, what="the probe job to run")
     assert ancient in await _job_ids(database)
     assert len(await _ids(database, Artifact.id)) == 2
 
@@ -232,7 +224,7 @@ async def test_the_service_worker_applies_the_retention_settings(
         async def old_gone() -> bool:
             return old not in await _job_ids(database)
 
-        await _wait_for(old_gone, "the old job to be deleted")
+        await apoll_until(old_gone, within=WAIT, what="the old job to be deleted")
     finally:
         await runtime.close()
     assert await _job_ids(database) == {recent}

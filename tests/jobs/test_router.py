@@ -3,7 +3,6 @@
 import re
 from typing import Any
 
-import httpx
 import pytest
 
 from app.core.clock import utcnow
@@ -11,24 +10,12 @@ from app.db.database import Database
 from app.jobs.models import JobStatus
 from app.tasks.registry import TaskRegistry
 from tests.conftest import ClientFactory
-from tests.helpers import assert_problem
-from tests.jobs.helpers import ago, fetch_job, insert_job, wait_until_async
+from tests.helpers import assert_problem, wait_for_job
+from tests.jobs.helpers import ago, fetch_job, insert_job
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00$")
 UNKNOWN_ID = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 PROBLEM_JSON = "application/problem+json"
-
-
-async def wait_for_job(client: httpx.AsyncClient, job_id: str, *statuses: str) -> dict[str, Any]:
-    latest: dict[str, Any] = {}
-
-    async def reached() -> bool:
-        nonlocal latest
-        latest = (await client.get(f"/api/v1/jobs/{job_id}")).json()
-        return latest["status"] in statuses
-
-    await wait_until_async(reached, what=f"job {job_id} to be one of {statuses}")
-    return latest
 
 
 async def test_list_is_a_page_newest_first(
@@ -114,7 +101,8 @@ async def test_get_shows_every_field_of_a_finished_job(
             "/api/v1/tasks/greet/$execute", json={"params": {"name": "Ada"}}
         )
         job_id = accepted.json()["job_id"]
-        job = await wait_for_job(client, job_id, "completed", "failed")
+        job = await wait_for_job(client, job_id)
+        assert job["status"] == "completed", job
         artifact = (await client.get(f"/api/v1/artifacts/{job['result']}")).json()
 
     required = {
@@ -245,7 +233,8 @@ async def test_delete_finished_job_and_its_artifacts(
             "/api/v1/tasks/greet/$execute", json={"params": {"name": "Ada"}}
         )
         job_id = accepted.json()["job_id"]
-        job = await wait_for_job(client, job_id, "completed")
+        job = await wait_for_job(client, job_id)
+        assert job["status"] == "completed", job
         listed = (await client.get("/api/v1/artifacts", params={"job_id": job_id})).json()
         assert listed["total"] == 1
 

@@ -12,11 +12,9 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
+from collections.abc import Awaitable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +28,7 @@ from app.db.migrate import upgrade
 from app.jobs.scheduler import JobScheduler
 from app.tasks.registry import TaskRegistry
 from tests.conftest import asyncpg_dsn
+from tests.helpers import free_port, poll_until
 from tests.postgres.tasks import register_tasks
 
 T = TypeVar("T")
@@ -39,29 +38,10 @@ TASK_MODULE = "tests.postgres.tasks"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 REQUEST_TIMEOUT = 10.0
-TERMINAL = frozenset({"completed", "failed", "canceled"})
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 PROCESSES_KEY = pytest.StashKey[list["AppProcess"]]()
 NO_PROCESSES: list["AppProcess"] = []
-
-
-def wait_until(
-    predicate: Callable[[], bool], *, timeout: float, interval: float = 0.05, what: str = ""
-) -> None:
-    """Poll `predicate` until it holds; fail the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what or predicate}")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # The database of one test.
@@ -233,17 +213,17 @@ class AppProcess:
         return httpx.Client(base_url=self.base_url, **kwargs)
 
     def wait_healthy(self, timeout: float = START_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
         with httpx.Client(base_url=self.base_url, timeout=1.0) as client:
-            while time.monotonic() < deadline:
+
+            def healthy() -> bool:
                 code = self.process.poll()
                 if code is not None:
                     pytest.fail(f"process exited with {code}:\n{self.log_tail()}")
                 with contextlib.suppress(httpx.TransportError):
-                    if client.get("/health").status_code == 200:
-                        return
-                time.sleep(0.05)
-        pytest.fail(f"no answer from /health in {timeout} s:\n{self.log_tail()}")
+                    return client.get("/health").status_code == 200
+                return False
+
+            poll_until(healthy, within=timeout, what=f"/health:\n{self.log_tail()}")
 
     def terminate(self, timeout: float = STOP_TIMEOUT) -> int:
         """SIGTERM the process (it stops its workers gracefully) and wait for it to exit."""
@@ -321,7 +301,7 @@ class Processes:
                     pytest.fail(f"worker exited with {code}:\n{process.log_tail()}")
                 return self.pg.listeners() >= listening
 
-            wait_until(ready, timeout=START_TIMEOUT, interval=0.1, what=f"{listening} listeners")
+            poll_until(ready, within=START_TIMEOUT, interval=0.1, what=f"{listening} listeners")
         return process
 
     def api(self, *, env: dict[str, str] | None = None) -> AppProcess:
@@ -404,11 +384,10 @@ class PostgresServer:
         return result.returncode == 0
 
     def wait_ready(self, timeout: float = 60.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while not self.is_ready():
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.2)
+        try:
+            poll_until(self.is_ready, within=timeout, interval=0.2, what="pg_isready")
+        except AssertionError:
+            return False
         return True
 
     def restart(self) -> None:

@@ -4,7 +4,8 @@
 import pytest
 
 from tests.faulty import HOWS, STOPPING_TASKS, UNPRINTABLE_TASKS
-from tests.postgres.conftest import Postgres, Processes, wait_until
+from tests.helpers import poll_until
+from tests.postgres.conftest import Postgres, Processes
 
 pytestmark = pytest.mark.postgres
 
@@ -22,7 +23,7 @@ def test_worker_process_survives_sys_exit_and_base_exceptions(
         [job_id] = pg.submit(f"pg_{task}", [{}])
         expected[job_id] = (task, "unprintable")
 
-    wait_until(lambda: pg.unfinished() == 0, timeout=60, interval=0.2, what="every job to end")
+    poll_until(lambda: pg.unfinished() == 0, within=60, interval=0.2, what="every job to end")
     rows = pg.fetch("SELECT id, status, attempts, error FROM jobs")
     assert len(rows) == len(expected)
     for job_id, status, attempts, error in rows:
@@ -33,7 +34,7 @@ def test_worker_process_survives_sys_exit_and_base_exceptions(
     assert worker.running
 
     [after] = pg.submit("pg_quick", [{"n": 7}])
-    wait_until(lambda: pg.unfinished() == 0, timeout=30, interval=0.1, what="the next job")
+    poll_until(lambda: pg.unfinished() == 0, within=30, interval=0.1, what="the next job")
     assert pg.fetchval("SELECT status FROM jobs WHERE id = $1", after) == "completed"
     assert worker.running
     assert worker.terminate() == 0

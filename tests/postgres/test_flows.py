@@ -5,6 +5,7 @@ from collections import Counter
 
 import pytest
 
+from tests.helpers import wait_job_sync
 from tests.postgres.conftest import Postgres, Processes
 
 pytestmark = pytest.mark.postgres
@@ -28,9 +29,7 @@ def test_a_map_of_a_thousand_children_completes_on_four_worker_processes(
         )
         assert response.status_code == 202, response.text
         parent = response.json()["job_id"]
-        job = client.get(f"/api/v1/jobs/{parent}", params={"wait": 60}).json()
-        if job["status"] not in {"completed", "failed", "canceled"}:
-            job = client.get(f"/api/v1/jobs/{parent}", params={"wait": 60}).json()
+        job = wait_job_sync(client, parent, within=120)
         assert job["status"] == "completed", job
         result = client.get(f"/api/v1/artifacts/{job['result']}").json()["data"]["result"]
     assert result == {"children": CHILDREN, "sum": sum(range(CHILDREN))}

@@ -13,7 +13,8 @@ from app.core.clock import new_id
 from app.db.database import Database
 from app.jobs.notify import PostgresListener, notify_cancel, notify_new_jobs
 from tests.conftest import asyncpg_dsn
-from tests.postgres.conftest import Processes, wait_until
+from tests.helpers import wait_job_sync, wait_status_sync
+from tests.postgres.conftest import Processes
 
 pytestmark = pytest.mark.postgres
 
@@ -143,17 +144,12 @@ def test_cancel_reaches_the_worker_process(processes: Processes, tmp_path: Path)
         assert response.status_code == 202, response.text
         job_id = response.json()["job_id"]
 
-        def status() -> str:
-            value: str = client.get(f"/api/v1/jobs/{job_id}").json()["status"]
-            return value
-
-        wait_until(lambda: status() == "running", timeout=WAIT, what="the job to run")
+        wait_status_sync(client, job_id, frozenset({"running"}), within=WAIT)
         canceled = client.post(f"/api/v1/jobs/{job_id}/$cancel")
         assert canceled.status_code == 200, canceled.text
         assert canceled.json()["status"] == "canceling"
-        wait_until(lambda: status() == "canceled", timeout=WAIT, what="the job to be canceled")
-
-        job = client.get(f"/api/v1/jobs/{job_id}").json()
+        job = wait_job_sync(client, job_id, within=WAIT)
+        assert job["status"] == "canceled", job
         assert job["cancel_requested"] is True
         assert job["error"]["type"] == "JobCancelledError"
         artifact = client.get(f"/api/v1/artifacts/{job['result']}")

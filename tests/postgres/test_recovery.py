@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.postgres.conftest import Postgres, PostgresServer, Processes, wait_until
+from tests.helpers import poll_until, wait_job_sync
+from tests.postgres.conftest import Postgres, PostgresServer, Processes
 
 pytestmark = pytest.mark.postgres
 
@@ -47,12 +48,12 @@ def test_killed_worker_jobs_finish_on_the_other_worker(
             str(survivor.pid): 2,
         }
 
-    wait_until(both_busy, timeout=20, interval=0.1, what="both workers to run 2 jobs each")
+    poll_until(both_busy, within=20, interval=0.1, what="both workers to run 2 jobs each")
     lost = set(running_by_pid(pg)[str(victim.pid)])
     assert victim.kill9() == -signal.SIGKILL
     release.touch()
 
-    wait_until(lambda: pg.unfinished() == 0, timeout=60, interval=0.2, what="every job to end")
+    poll_until(lambda: pg.unfinished() == 0, within=60, interval=0.2, what="every job to end")
     assert survivor.terminate() == 0
     assert pg.status_counts() == {"completed": BLOCKED_JOBS}
     assert pg.fetchval("SELECT count(*) FROM jobs") == BLOCKED_JOBS
@@ -138,9 +139,9 @@ def test_postgres_restart_loses_no_accepted_job(
     submitter = Submitter(api.base_url, QUICK_JOBS, deadline=time.monotonic() + 90)
     submitter.start()
     try:
-        wait_until(
+        poll_until(
             lambda: len(submitter.accepted) >= RESTART_AFTER or not submitter.is_alive(),
-            timeout=30,
+            within=30,
             what=f"{RESTART_AFTER} accepted jobs",
         )
         assert submitter.is_alive(), submitter.failure
@@ -154,7 +155,7 @@ def test_postgres_restart_loses_no_accepted_job(
     # The server went away in the middle of the submissions: some had to be retried.
     assert submitter.refused > 0
 
-    wait_until(lambda: pg.unfinished() == 0, timeout=15, interval=0.2, what="every job to end")
+    poll_until(lambda: pg.unfinished() == 0, within=15, interval=0.2, what="every job to end")
     rows = pg.fetch("SELECT id, status FROM jobs")
     # A submission whose 202 was lost may have queued a job too: it must end as well.
     assert accepted <= {job_id for job_id, _ in rows}
@@ -171,7 +172,7 @@ def test_postgres_restart_loses_no_accepted_job(
             except httpx.TransportError:
                 return False
 
-        wait_until(ready, timeout=30, interval=0.2, what="the API to be ready again")
+        poll_until(ready, within=30, interval=0.2, what="the API to be ready again")
         assert client.get("/health/ready").json()["checks"] == {"database": "ok"}
 
         # The queue is empty and the worker idle: only a notification wakes it now.
@@ -179,8 +180,5 @@ def test_postgres_restart_loses_no_accepted_job(
         assert response.status_code == 202, response.text
         job_id = response.json()["job_id"]
 
-        def finished() -> bool:
-            status: str = client.get(f"/api/v1/jobs/{job_id}").json()["status"]
-            return status == "completed"
-
-        wait_until(finished, timeout=10, what="a job queued after the restart to complete")
+        finished = wait_job_sync(client, job_id, within=10)
+        assert finished["status"] == "completed", finished

@@ -11,7 +11,8 @@ from app.core.clock import new_id, utcnow
 from app.db.database import Database
 from app.jobs.models import Job, JobStatus
 from app.jobs.store import JobStore
-from tests.postgres.conftest import Postgres, Processes, wait_until
+from tests.helpers import poll_until, wait_job_sync
+from tests.postgres.conftest import Postgres, Processes
 from tests.postgres.tasks import LIMIT
 
 pytestmark = pytest.mark.postgres
@@ -62,7 +63,7 @@ def test_scale_out_runs_every_job_exactly_once(
     workers = processes.worker(
         processes=WORKER_PROCESSES, env={"TASKEXEC_MAX_CONCURRENCY": "32"}, wait=False
     )
-    wait_until(lambda: pg.unfinished() == 0, timeout=180, interval=0.5, what="an empty queue")
+    poll_until(lambda: pg.unfinished() == 0, within=180, interval=0.5, what="an empty queue")
     assert workers.terminate() == 0
 
     assert pg.status_counts() == {"completed": JOBS}
@@ -105,13 +106,7 @@ def test_api_and_workers_split_wakes_the_worker_by_notify(processes: Processes) 
             response = client.post("/api/v1/tasks/pg_quick/$execute", json={"params": {"n": n}})
             assert response.status_code == 202, response.text
             job_id = response.json()["job_id"]
-            seen: dict[str, object] = {}
-
-            def done(job_id: str = job_id, seen: dict[str, object] = seen) -> bool:
-                seen.update(client.get(f"/api/v1/jobs/{job_id}").json())
-                return seen["status"] in {"completed", "failed", "canceled"}
-
-            wait_until(done, timeout=10, interval=0.05, what=f"job {job_id} to finish")
+            seen = wait_job_sync(client, job_id, within=10)
             assert seen["status"] == "completed", seen
             assert seen["attempts"] == 1
             attempts = seen["attempt_history"]
@@ -133,7 +128,7 @@ def test_task_limit_holds_across_worker_processes(
     log = tmp_path / "limited.log"
     # Both idle workers are woken by the same notification and race for the jobs.
     job_ids = pg.submit("pg_limited", [{"log": str(log), "hold": 0.3} for _ in range(12)])
-    wait_until(lambda: pg.unfinished() == 0, timeout=60, interval=0.2, what="12 limited jobs")
+    poll_until(lambda: pg.unfinished() == 0, within=60, interval=0.2, what="12 limited jobs")
     assert first.terminate() == 0
     assert second.terminate() == 0
     assert pg.status_counts() == {"completed": 12}

@@ -5,7 +5,8 @@ from datetime import timedelta
 
 import pytest
 
-from tests.postgres.conftest import Postgres, Processes, wait_until
+from tests.helpers import poll_until
+from tests.postgres.conftest import Postgres, Processes
 
 pytestmark = pytest.mark.postgres
 
@@ -22,7 +23,7 @@ def test_four_workers_fire_each_second_exactly_once(processes: Processes, pg: Po
         )
         return count >= FIRES
 
-    wait_until(completed, timeout=FIRES + 25, interval=0.2, what=f"{FIRES} completed fires")
+    poll_until(completed, within=FIRES + 25, interval=0.2, what=f"{FIRES} completed fires")
     assert workers.terminate() == 0
 
     # One schedule, upserted by four processes at once.

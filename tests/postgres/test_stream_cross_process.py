@@ -7,16 +7,15 @@ notifications.
 """
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.postgres.conftest import AppProcess, Postgres, Processes, wait_until
+from app.jobs.events import TERMINAL_EVENTS
+from tests.helpers import Sse, asse_events, poll_until
+from tests.postgres.conftest import AppProcess, Postgres, Processes
 
 pytestmark = pytest.mark.postgres
 
@@ -28,26 +27,6 @@ WORKER_ENV = {
 }
 # Below the API's 5 s re-check: only notifications can make it in time.
 NOTIFIED_WITHIN = 4.0
-TERMINAL = frozenset({"completed", "failed", "canceled"})
-
-
-@dataclass(frozen=True)
-class Sse:
-    id: int
-    event: str
-    data: dict[str, Any]
-
-
-async def sse_events(response: httpx.Response) -> AsyncIterator[Sse]:
-    fields: dict[str, str] = {}
-    async for line in response.aiter_lines():
-        if line == "":
-            if fields:
-                yield Sse(int(fields["id"]), fields["event"], json.loads(fields["data"]))
-            fields = {}
-        elif not line.startswith(":"):
-            key, _, value = line.partition(":")
-            fields[key] = value.removeprefix(" ")
 
 
 def start_split(processes: Processes, pg: Postgres) -> tuple[AppProcess, AppProcess]:
@@ -56,13 +35,13 @@ def start_split(processes: Processes, pg: Postgres) -> tuple[AppProcess, AppProc
     listening = pg.listeners()
     api = processes.api(env={"TASKEXEC_TASK_MODULES": TASK_MODULES})
     # The API listens for other processes' job events; let it be connected first.
-    wait_until(lambda: pg.listeners() > listening, timeout=20, what="the API to listen")
+    poll_until(lambda: pg.listeners() > listening, within=20, what="the API to listen")
     return worker, api
 
 
 def assert_complete_history(events: list[Sse]) -> None:
     assert [e.id for e in events] == list(range(1, len(events) + 1))
-    assert [e.event for e in events if e.event in TERMINAL] == [events[-1].event]
+    assert [e.event for e in events if e.event in TERMINAL_EVENTS] == [events[-1].event]
 
 
 def ran_in(job: dict[str, Any], process: AppProcess) -> bool:
@@ -87,7 +66,7 @@ def test_a_stream_on_the_api_follows_a_job_in_the_worker_process_live(
             after: list[Sse] = []
             async with client.stream("GET", f"/api/v1/jobs/{job_id}/$stream") as stream:
                 assert stream.status_code == 200
-                events = sse_events(stream)
+                events = asse_events(stream)
                 async with asyncio.timeout(NOTIFIED_WITHIN):
                     async for event in events:
                         before.append(event)
@@ -134,7 +113,7 @@ def test_a_quick_job_run_elsewhere_is_streamed_and_waited_for_through_notify(
                 streamed = await submit(client, 1)
                 async with client.stream("GET", f"/api/v1/jobs/{streamed}/$stream") as stream:
                     assert stream.status_code == 200
-                    events = [event async for event in sse_events(stream)]
+                    events = [event async for event in asse_events(stream)]
             async with asyncio.timeout(NOTIFIED_WITHIN):
                 waited = await submit(client, 2)
                 response = await client.get(f"/api/v1/jobs/{waited}", params={"wait": 30})

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.postgres.conftest import Postgres, Processes, wait_until
+from tests.helpers import poll_until
+from tests.postgres.conftest import Postgres, Processes
 from tests.postgres.test_recovery import running_by_pid
 
 pytestmark = pytest.mark.postgres
@@ -39,7 +40,7 @@ def test_the_other_worker_recovers_a_dead_workers_jobs_by_its_heartbeat_row(
             str(survivor.pid): 2,
         }
 
-    wait_until(both_busy, timeout=20, interval=0.1, what="both workers to run 2 jobs each")
+    poll_until(both_busy, within=20, interval=0.1, what="both workers to run 2 jobs each")
     assert pg.fetchval("SELECT count(*) FROM workers WHERE stopped_at IS NULL") == 2
     lost = set(running_by_pid(pg)[str(victim.pid)])
     # Frozen first, so the survivor cannot tell by its pid that it is gone; then renamed to
@@ -58,7 +59,7 @@ def test_the_other_worker_recovers_a_dead_workers_jobs_by_its_heartbeat_row(
         )
         return bool(count == len(lost))
 
-    wait_until(requeued, timeout=LEASE_SECONDS, interval=0.2, what="the lost jobs' re-queue")
+    poll_until(requeued, within=LEASE_SECONDS, interval=0.2, what="the lost jobs' re-queue")
     for job_id, created_at in pg.fetch(
         "SELECT job_id, created_at FROM job_events WHERE type = 'requeued'"
     ):
@@ -70,7 +71,7 @@ def test_the_other_worker_recovers_a_dead_workers_jobs_by_its_heartbeat_row(
     assert (reason, running) == ("expired", 0)
 
     release.touch()
-    wait_until(lambda: pg.unfinished() == 0, timeout=60, interval=0.2, what="every job to end")
+    poll_until(lambda: pg.unfinished() == 0, within=60, interval=0.2, what="every job to end")
     assert pg.status_counts() == {"completed": 4}
     assert survivor.terminate() == 0
     rows = pg.fetch("SELECT stop_reason FROM workers WHERE id <> $1", OTHER_HOST_WORKER)

@@ -19,7 +19,7 @@ from app.schedules.runtime import start_schedules
 from app.schedules.schemas import ScheduleUpdate
 from app.tasks.registry import TaskRegistry
 from tests.conftest import make_settings, sqlite_url
-from tests.jobs.helpers import wait_until_async
+from tests.helpers import apoll_until
 
 T0 = datetime(2026, 1, 1, 10, 0, 30, tzinfo=UTC)
 
@@ -122,7 +122,7 @@ async def test_the_upsert_is_retried_until_the_database_can_be_reached(
     try:
         path.parent.mkdir()
         shutil.copy(migrated_sqlite_template, path)
-        await wait_until_async(lambda: _has_rows(database), what="the code schedule's row")
+        await apoll_until(lambda: _has_rows(database), what="the code schedule's row")
     finally:
         await schedules.stop()
         await database.dispose()

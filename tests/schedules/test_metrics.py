@@ -13,7 +13,7 @@ from app.service.schemas import ServiceInfo
 from app.tasks.registry import TaskRegistry
 from tests.conftest import make_settings, running_client
 from tests.core.test_metrics import scrape, value
-from tests.jobs.helpers import wait_until_async
+from tests.helpers import apoll_until
 
 HOUR = timedelta(hours=1)
 
@@ -58,7 +58,7 @@ async def test_fires_and_missed_fires_per_schedule(
                 )
             return count == 2
 
-        await wait_until_async(caught_up, what="the catch-up fire")
+        await apoll_until(caught_up, what="the catch-up fire")
         samples = await scrape(client)
     labels = {"schedule": created["id"], "task": "hourly"}
     assert value(samples, "taskexec_schedule_fires_total", **labels) == 2

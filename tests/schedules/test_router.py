@@ -14,8 +14,7 @@ from app.jobs.context import JobContext
 from app.schedules.definition import Schedule
 from app.tasks.registry import TaskRegistry
 from tests.conftest import ClientFactory
-from tests.helpers import assert_problem, wait_for_job
-from tests.jobs.helpers import wait_until_async
+from tests.helpers import apoll_until, assert_problem, wait_for_job
 from tests.jobs.test_router import UNKNOWN_ID
 
 BASE = "/api/v1/schedules"
@@ -206,7 +205,7 @@ async def test_a_schedule_fires_by_itself_as_a_normal_job(api: httpx.AsyncClient
         found[:] = page["items"]
         return bool(found)
 
-    await wait_until_async(fired, within=10, what="a fire of the schedule")
+    await apoll_until(fired, within=10, what="a fire of the schedule")
     job = await wait_for_job(api, found[-1]["id"])
     assert job["status"] == "completed"
     assert job["schedule_id"] == created["id"]

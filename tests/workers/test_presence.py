@@ -4,6 +4,7 @@ from app.db.database import Database
 from app.jobs.context import JobContext
 from app.jobs.models import JobStatus
 from app.tasks.registry import TaskRegistry
+from tests.helpers import apoll_until
 from tests.jobs.helpers import (
     ago,
     fetch_job,
@@ -11,7 +12,6 @@ from tests.jobs.helpers import (
     later,
     running_worker,
     wait_for_terminal,
-    wait_until_async,
 )
 from tests.workers.helpers import OTHER_HOST_WORKER, add_worker, fetch_worker
 
@@ -25,7 +25,7 @@ async def test_a_worker_registers_beats_and_marks_itself_stopped(
         async def registered() -> bool:
             return await fetch_worker(database, worker.worker_id) is not None
 
-        await wait_until_async(registered, what="the worker's row")
+        await apoll_until(registered, what="the worker's row")
         first = await fetch_worker(database, worker.worker_id)
         assert first is not None
         assert (first.tasks, first.stopped_at, first.running) == (["noop"], None, 0)
@@ -34,7 +34,7 @@ async def test_a_worker_registers_beats_and_marks_itself_stopped(
             row = await fetch_worker(database, worker.worker_id)
             return row is not None and row.last_seen_at > first.last_seen_at
 
-        await wait_until_async(beaten, what="a heartbeat")
+        await apoll_until(beaten, what="a heartbeat")
     stopped = await fetch_worker(database, worker.worker_id)
     assert stopped is not None
     assert stopped.stop_reason == "stopped"

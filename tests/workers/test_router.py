@@ -11,8 +11,8 @@ from app.service.builder import ServiceBuilder
 from app.service.schemas import ServiceInfo
 from tests.conftest import ClientFactory, make_settings, running_client
 from tests.core.test_metrics import scrape, value
-from tests.helpers import assert_problem
-from tests.jobs.helpers import ago, wait_until_async
+from tests.helpers import apoll_until, assert_problem
+from tests.jobs.helpers import ago
 from tests.workers.helpers import add_worker
 
 BASE = "/api/v1/workers"
@@ -31,7 +31,7 @@ async def wait_for_own_worker(client: httpx.AsyncClient) -> dict[str, Any]:
         total: int = (await page(client, alive="true"))["total"]
         return total == 1
 
-    await wait_until_async(registered, what="the service's worker to register")
+    await apoll_until(registered, what="the service's worker to register")
     [own] = (await page(client, alive="true"))["items"]
     own_item: dict[str, Any] = own
     return own_item
