@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.postgres.conftest import Postgres, Processes, wait_until
+from tests.helpers import poll_until
+from tests.postgres.conftest import Postgres, Processes
 
 pytestmark = pytest.mark.postgres
 
@@ -21,5 +22,5 @@ def test_a_worker_process_calls_the_hooks_taskexec_hooks_names(
     def both_called() -> bool:
         return log.exists() and len(log.read_text().splitlines()) >= 2
 
-    wait_until(both_called, timeout=30, what="two hook calls")
+    poll_until(both_called, within=30, what="two hook calls")
     assert log.read_text().splitlines() == [f"started {job_id}", f"finished {job_id} completed"]
