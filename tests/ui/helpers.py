@@ -19,8 +19,10 @@ def job_row(
     status: str = "completed",
     seconds: float | None = 1.0,
     worker: str | None = None,
+    **columns: Any,
 ) -> dict[str, Any]:
-    """A job made at `created` (its id is a ULID of that time), numbered `n` within it."""
+    """A job made at `created` (its id is a ULID of that time), numbered `n` within it;
+    `columns` sets any other column (`parent_id`, `root_id`, `schedule_id`, ...)."""
     started = created if status != "pending" else None
     finished = (
         created + timedelta(seconds=seconds)
@@ -42,6 +44,7 @@ def job_row(
         "error": {"type": "ValueError", "message": "bad"} if status == "failed" else None,
         "worker_id": worker,
         "event_seq": 0,
+        **columns,
     }
 
 
