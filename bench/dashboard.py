@@ -57,14 +57,18 @@ def stamp(moment: datetime) -> str:
 
 
 def rows(
-    count: int, now: datetime, tasks: list[str], rng: random.Random, schedules: list[str]
+    count: int,
+    start: datetime,
+    end: datetime,
+    tasks: list[str],
+    rng: random.Random,
+    schedules: list[str],
 ) -> list[tuple[object, ...]]:
-    """`count` jobs, oldest first, created evenly over the 30 days before `now`; one in ten
-    is a fire of the busy schedule, one in ten a fire of one of the others."""
-    span = 30 * 86400
+    """`count` jobs, oldest first, created evenly from `start` to `end`; one in ten is a fire
+    of the busy schedule, one in ten a fire of one of the others."""
     out: list[tuple[object, ...]] = []
     for n in range(count):
-        created = now - timedelta(seconds=span * (1 - n / count))
+        created = start + (end - start) * (n / count)
         status = rng.choice(STATUSES)
         suffix = "".join(rng.choice(CROCKFORD) for _ in range(16))
         started = created + timedelta(milliseconds=rng.randint(1, 500))
@@ -155,9 +159,10 @@ def fill(path: Path, count: int, now: datetime) -> str:
         conn.execute(f'DROP INDEX "{name}"')
     for first in range(0, count, BATCH):
         size = min(BATCH, count - first)
-        end = now - timedelta(days=30 * (1 - (first + size) / count))
-        batch = rows(size, end, tasks, rng, schedules)
         # Each batch covers its own slice of the 30 days.
+        start = now - timedelta(days=30 * (1 - first / count))
+        end = now - timedelta(days=30 * (1 - (first + size) / count))
+        batch = rows(size, start, end, tasks, rng, schedules)
         with conn:
             conn.executemany(f"INSERT INTO jobs ({COLUMNS}) VALUES ({placeholders})", batch)  # noqa: S608
     root_at = now - timedelta(days=15)
@@ -343,7 +348,10 @@ def main() -> None:
 def find_ids(path: Path) -> dict[str, str]:
     """The jobs and schedule the pages are timed on."""
     conn = sqlite3.connect(path)
-    one = lambda sql, *args: str(conn.execute(sql, args).fetchone()[0])  # noqa: E731
+
+    def one(sql: str, *args: object) -> str:
+        return str(conn.execute(sql, args).fetchone()[0])
+
     total = int(one("SELECT count(*) FROM jobs"))
     root = one("SELECT id FROM jobs WHERE parent_id IS NULL AND status = 'waiting'")
     ids = {

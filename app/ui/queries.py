@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.artifacts.models import Artifact
 from app.jobs.models import Job, JobAttempt, JobEvent
 from app.ui.flows import FlowView, flow_view
+from app.ui.indexes import PARENT_ID, ROOT_ID, SCHEDULE_ID
 from app.workers.models import WorkerRecord
 from app.workers.repository import WorkerRepository
 from app.workers.schemas import WorkerRead
@@ -66,7 +67,7 @@ def ulid_floor(moment: datetime) -> str:
     return "".join(reversed(chars)) + "0" * 16
 
 
-STATUSES = ("pending", "running", "canceling", "completed", "failed", "canceled")
+STATUSES = ("pending", "running", "waiting", "canceling", "completed", "failed", "canceled")
 TASK_STATUSES = ("pending", "running", "completed", "failed", "canceled")
 
 
@@ -88,6 +89,21 @@ async def capped_counts(
     """How many jobs are in each status, each count stopping at cap+1."""
     row = (await session.execute(_counts_statement(statuses), {"cap": cap + 1})).one()
     return {status: int(value) for status, value in zip(statuses, row, strict=True)}
+
+
+@dataclass
+class Branch:
+    conditions: list[ColumnElement[bool]]
+    # The index to walk on SQLite. Its statistics count the NULLs of parent_id, root_id and
+    # schedule_id as one huge group, so after ANALYZE it would walk a status or task index
+    # and filter, instead of the few rows of one flow or schedule.
+    index: str | None = None
+
+    def statement(self, base: list[ColumnElement[bool]]) -> Select[Any]:
+        query = select(*ROW_COLUMNS).where(*base, *self.conditions)
+        if self.index is not None:
+            query = query.with_hint(Job, f"INDEXED BY {self.index}", dialect_name="sqlite")
+        return query
 
 
 @dataclass(frozen=True)
@@ -114,17 +130,24 @@ class JobFilter:
             conditions.append(Job.id < ulid_floor(self.created_to))
         return conditions
 
-    def branches(self) -> list[list[ColumnElement[bool]]]:
-        """Conditions that each select one part of the matching jobs. Each part is one index
-        walk in id order, merged by the caller: an IN list or an OR would make the planner
-        sort every match."""
-        parts: list[list[list[ColumnElement[bool]]]] = []
+    def branches(self) -> list[Branch]:
+        """Parts of the matching jobs, each one index walk in id order, merged by the caller
+        (an IN list or an OR would make the planner sort every match)."""
+        parts: list[list[Branch]] = []
         if self.task_names is not None:
-            parts.append([[Job.task_name == name] for name in self.task_names])
+            parts.append([Branch([Job.task_name == name]) for name in self.task_names])
         if self.root_id is not None:
             # A root's own row has no root_id: it is the flow's first job.
-            parts.append([[Job.root_id == self.root_id], [Job.id == self.root_id]])
-        return [list(itertools.chain(*combination)) for combination in itertools.product(*parts)]
+            parts.append(
+                [Branch([Job.root_id == self.root_id], ROOT_ID), Branch([Job.id == self.root_id])]
+            )
+        own = PARENT_ID.name if self.parent_id else SCHEDULE_ID.name if self.schedule_id else None
+        branches = []
+        for combination in itertools.product(*parts):
+            conditions = [c for branch in combination for c in branch.conditions]
+            index = own or next((b.index for b in combination if b.index), None)
+            branches.append(Branch(conditions, index))
+        return branches
 
 
 @dataclass
@@ -153,7 +176,7 @@ async def job_page(
     elif after is not None:
         base.append(Job.id > after)
     order = Job.id.asc() if ascending else Job.id.desc()
-    queries = [select(*ROW_COLUMNS).where(*base, *branch) for branch in branches]
+    queries = [branch.statement(base) for branch in branches]
     results = [
         list(await session.execute(query.order_by(order).limit(limit + 1))) for query in queries
     ]

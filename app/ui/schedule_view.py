@@ -6,6 +6,7 @@ table: one short index walk per schedule shown, all in one statement.
 
 import functools
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Select, bindparam, select, union_all
@@ -20,6 +21,7 @@ from app.schedules.repository import ScheduleRepository
 class LastFire:
     job_id: str
     status: str
+    scheduled_for: datetime  # the fire time (now, for a fire by hand)
 
 
 @dataclass
@@ -56,7 +58,7 @@ async def last_fires(session: AsyncSession, records: list[ScheduleRecord]) -> di
         return {}
     values = {f"s{i}": record.id for i, record in enumerate(records)}
     rows = await session.execute(_last_fire_statement(len(records)), values)
-    return {schedule_id: LastFire(job_id, status) for schedule_id, job_id, status in rows}
+    return {row.schedule_id: LastFire(row.job_id, row.status, row.scheduled_for) for row in rows}
 
 
 @functools.lru_cache(maxsize=8)
@@ -69,11 +71,12 @@ def _last_fire_statement(count: int) -> Select[Any]:
                 Job.schedule_id.label("schedule_id"),
                 Job.id.label("job_id"),
                 Job.status.label("status"),
+                Job.scheduled_for.label("scheduled_for"),
             )
             .where(Job.schedule_id == bindparam(f"s{i}"))
             .order_by(Job.scheduled_for.desc())
             .limit(1)
             .subquery()
         )
-        parts.append(select(inner.c.schedule_id, inner.c.job_id, inner.c.status))
+        parts.append(select(*inner.c))
     return parts[0] if count == 1 else cast(Select[Any], union_all(*parts))

@@ -23,13 +23,15 @@ async def test_a_child_sees_its_parent_root_and_children(database: Database) -> 
     root_id, first_id = rows[1]["id"], rows[2]["id"]
 
     child = await view_of(database, first_id)
-    assert child.parent is not None and child.root is not None
+    assert child.parent is not None
+    assert child.root is not None
     assert (child.parent.id, child.parent.status) == (root_id, "running")
     assert child.root.id == root_id
     # Spawn order (map index), not id order.
     assert [(c.map_index, c.status) for c in child.children] == [(0, "completed"), (1, "pending")]
     assert child.child_count == 2
-    assert child.in_flow and not child.settled
+    assert child.in_flow
+    assert not child.settled
 
 
 async def test_a_root_sees_its_children_bounded_and_counted(database: Database) -> None:
@@ -38,7 +40,8 @@ async def test_a_root_sees_its_children_bounded_and_counted(database: Database) 
     root_id = rows[1]["id"]
 
     root = await view_of(database, root_id, shown=2, cap=100)
-    assert root.parent is None and root.root is None
+    assert root.parent is None
+    assert root.root is None
     assert [c.map_index for c in root.children] == [0, 1]
     assert root.child_count == 3
     capped = await view_of(database, root_id, shown=1, cap=1)
@@ -46,7 +49,8 @@ async def test_a_root_sees_its_children_bounded_and_counted(database: Database) 
 
     alone = await view_of(database, rows[0]["id"])
     assert not alone.in_flow
-    assert alone.children == [] and alone.child_count == 0
+    assert alone.children == []
+    assert alone.child_count == 0
 
 
 async def test_children_made_later_come_later(database: Database) -> None:

@@ -1,6 +1,8 @@
 """The dashboard's read-only queries, on SQLite and PostgreSQL."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from app.core.clock import new_id
 from app.db.database import Database
@@ -130,6 +132,7 @@ async def test_overview_counts_rates_queue_and_workers(database: Database) -> No
     assert data.counts == {
         "pending": 2,
         "running": 2,
+        "waiting": 0,
         "canceling": 1,
         "completed": 3,  # stopped at the cap + 1: shown as "2+"
         "failed": 1,
@@ -162,14 +165,14 @@ async def test_overview_reads_the_workers_table_live_ones_first(database: Databa
     assert data.workers[0].last_seen_at == NOW - timedelta(seconds=2)
 
 
-def flow_rows() -> list[dict[str, object]]:
+def flow_rows() -> list[dict[str, Any]]:
     """A flow (root, three children, two grandchildren under the first child) between two
     unrelated jobs; children's ids are not in spawn order, as the flow store makes them."""
     at = NOW - timedelta(minutes=30)
     root = job_row(1, at, task="parent", status="running")
     root_id = root["id"]
 
-    def child(n: int, parent: object, index: int, status: str) -> dict[str, object]:
+    def child(n: int, parent: object, index: int, status: str) -> dict[str, Any]:
         return job_row(
             n,
             at,
@@ -202,8 +205,12 @@ async def test_parent_and_root_filters(database: Database) -> None:
     rows = flow_rows()
     await insert_jobs(database, rows)
     root_id, first_id = rows[1]["id"], rows[2]["id"]
-    ids = lambda page: [r.id for r in page.rows]  # noqa: E731
-    newest = lambda keep: sorted((r["id"] for r in rows if keep(r)), reverse=True)  # noqa: E731
+
+    def ids(page: queries.JobPage) -> list[str]:
+        return [r.id for r in page.rows]
+
+    def newest(keep: Callable[[dict[str, Any]], bool]) -> list[str]:
+        return sorted((r["id"] for r in rows if keep(r)), reverse=True)
 
     children = await page_ids(database, JobFilter(parent_id=str(root_id)), limit=50)
     assert ids(children) == newest(lambda r: r["parent_id"] == root_id)

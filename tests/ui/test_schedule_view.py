@@ -54,12 +54,16 @@ async def test_schedules_with_their_latest_fire(database: Database) -> None:
         none = await schedule_page(session, task_name="nope", limit=50, offset=0)
 
     assert [s.id for s in page.schedules] == [third, second, first]
-    assert page.total == 3 and page.older is None and page.newer is None
+    assert page.total == 3
+    assert page.older is None
+    assert page.newer is None
     assert {k: v.job_id for k, v in page.last_fires.items()} == {
         first: fires[1]["id"],
         third: fires[3]["id"],
     }
     assert page.last_fires[first].status == "completed"
+    assert page.last_fires[first].scheduled_for == at + timedelta(minutes=5)
     assert [s.id for s in only_a.schedules] == [first]
     assert (only_a.total, only_a.newer, only_a.older) == (2, 0, None)
-    assert none.schedules == [] and none.last_fires == {}
+    assert none.schedules == []
+    assert none.last_fires == {}
