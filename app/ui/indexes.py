@@ -31,4 +31,3 @@ SCHEDULE_ID = Index(
     sqlite_where=Job.schedule_id.is_not(None),
     postgresql_where=Job.schedule_id.is_not(None),
 )
-ROOT_ID = "ix_jobs_root_id"

@@ -1,7 +1,7 @@
-"""The schedules page's reads: a page of schedules and, for each, the job of its latest fire.
+"""The schedules page's reads: a page of schedules and, for each, the job it made last.
 
-The latest fire is found through the unique (schedule_id, scheduled_for) index of the jobs
-table: one short index walk per schedule shown, all in one statement.
+The last job is found through the (schedule_id, id) index of the jobs table (ids are in
+creation order): one step of an index walk per schedule shown, all in one statement.
 """
 
 import functools
@@ -63,7 +63,8 @@ async def last_fires(session: AsyncSession, records: list[ScheduleRecord]) -> di
 
 @functools.lru_cache(maxsize=8)
 def _last_fire_statement(count: int) -> Select[Any]:
-    """(schedule id, job id, status) of the latest fire of schedules `:s0`..`:sN`."""
+    """(schedule id, job id, status, fire time) of the job each of schedules `:s0`..`:sN`
+    made last (a fire by hand, or a catch-up fire made late, included)."""
     parts = []
     for i in range(count):
         inner = (
@@ -74,7 +75,7 @@ def _last_fire_statement(count: int) -> Select[Any]:
                 Job.scheduled_for.label("scheduled_for"),
             )
             .where(Job.schedule_id == bindparam(f"s{i}"))
-            .order_by(Job.scheduled_for.desc())
+            .order_by(Job.id.desc())
             .limit(1)
             .subquery()
         )

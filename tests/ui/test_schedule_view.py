@@ -42,7 +42,7 @@ async def test_schedules_with_their_latest_fire(database: Database) -> None:
     fires = [
         fire(10, first, at, at),
         fire(11, first, at + timedelta(minutes=5), at + timedelta(minutes=5)),
-        # A catch-up fire made after the latest one, for an earlier time: not the latest fire.
+        # A catch-up fire made last, for an earlier time: the job the schedule made last.
         fire(12, first, at - timedelta(minutes=5), at + timedelta(minutes=6)),
         fire(13, third, at, at),
     ]
@@ -58,11 +58,11 @@ async def test_schedules_with_their_latest_fire(database: Database) -> None:
     assert page.older is None
     assert page.newer is None
     assert {k: v.job_id for k, v in page.last_fires.items()} == {
-        first: fires[1]["id"],
+        first: fires[2]["id"],
         third: fires[3]["id"],
     }
     assert page.last_fires[first].status == "completed"
-    assert page.last_fires[first].scheduled_for == at + timedelta(minutes=5)
+    assert page.last_fires[first].scheduled_for == at - timedelta(minutes=5)
     assert [s.id for s in only_a.schedules] == [first]
     assert (only_a.total, only_a.newer, only_a.older) == (2, 0, None)
     assert none.schedules == []
