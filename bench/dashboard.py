@@ -4,7 +4,8 @@ It migrates a SQLite file, bulk-inserts N jobs (spread over 30 days, 7 tasks, re
 statuses; executemany in big transactions), gives one job 200 log lines and an artifact, adds
 a flow (a root that mapped 10,000 children, one of which mapped 200 more), 200 schedules whose
 fires are a fifth of the jobs (one schedule made a tenth of all jobs) and 8 worker rows, then
-serves the app in process (no worker, so nothing changes under the measurement) and times
+serves the app in process (no worker, no schedule firing: nothing changes under the
+measurement) and times
 each page: the median and p95 of R requests after one warm-up, against the 100 ms budget, and
 the median CPU time of the process per request (from /proc, through `time.process_time`).
 
@@ -258,7 +259,12 @@ def add_schedules_and_workers(conn: sqlite3.Connection, now: datetime, ids: list
 
 async def measure(url: str, ids: dict[str, str], repeats: int) -> None:
     settings = Settings(
-        _env_file=None, database_url=url, auto_migrate=False, run_worker=False, load_examples=False
+        _env_file=None,
+        database_url=url,
+        auto_migrate=False,
+        run_worker=False,
+        run_schedules=False,
+        load_examples=False,
     )
     app = (
         ServiceBuilder(info=ServiceInfo(display_name="bench"), settings=settings)
