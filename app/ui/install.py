@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import RedirectResponse, Response
 
 from app.core.settings import Settings
-from app.ui import actions, auth, job_page, pages
+from app.ui import actions, auth, job_page, pages, schedule_pages
 from app.ui.render import make_templates
 from app.ui.session import LoginRequiredError, SessionSigner
 
@@ -22,7 +22,7 @@ def install_ui(app: FastAPI, settings: Settings, api_keys: list[str]) -> None:
     app.state.ui_signer = SessionSigner(secret, api_keys)
     app.state.ui_templates = make_templates()
     app.add_exception_handler(LoginRequiredError, _to_login)
-    for module in (auth, pages, job_page, actions):
+    for module in (auth, pages, job_page, actions, schedule_pages):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

@@ -63,6 +63,7 @@ def _view_context(view: queries.JobView, settings: Settings) -> dict[str, Any]:
         "logs": view.logs,
         "artifacts": view.artifacts,
         "record": record,
+        "flow": view.flow,
         "run_error": error,
         "page": "jobs",
     }
@@ -90,9 +91,9 @@ async def show_job_outcome(
     session: SessionDep,
     database: DatabaseDep,
     settings: SettingsDep,
-    part: Annotated[Literal["outcome", "actions", "facts"], Query()] = "outcome",
+    part: Annotated[Literal["outcome", "actions", "facts", "flow"], Query()] = "outcome",
 ) -> Response:
-    """A part of the page that changes as the job runs: its facts, actions, or outcome
+    """A part of the page that changes as the job runs: its facts, actions, flow, or outcome
     (result, attempts, artifacts)."""
     async with database.read_session() as db:
         view = await queries.job_view(db, job_id.upper(), log_tail=0)
@@ -111,8 +112,9 @@ async def stream_job_page(
     after: Annotated[int, Query(ge=0)] = 0,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    """The job's events as HTML fragments: `status`, `progress`, `log`, `timeline`, and a
-    final `end` (after the terminal event, or when the job is gone)."""
+    """The job's events as HTML fragments: `status`, `progress`, `log`, `timeline`, `flow`
+    (a child started or finished: the flow panel reloads), and a final `end` (after the
+    terminal event, or when the job is gone)."""
     start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
     templates = templates_of(request)
     fragment = templates.get_template("_job_event.html").module
@@ -130,6 +132,8 @@ async def _fragments(
     if event.type == "progress":
         data = event.data
         return [("progress", str(fragment.progress_bar(data.get("fraction"), data.get("message"))))]
+    if event.type in queries.CHILD_TYPES:
+        return [("flow", "")]
     out = [("timeline", str(fragment.timeline_item(event)))]
     if event.type in STATUS_EVENTS:
         async with database.read_session() as db:

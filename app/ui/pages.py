@@ -35,16 +35,21 @@ PAGE_SIZES = (25, 50, 100, 200)
 Text = Annotated[str | None, Query(max_length=200)]
 
 
-def _live(request: Request, region: str) -> bool:
+def live_region(request: Request, region: str) -> bool:
+    """Whether this is a live region's refresh (htmx polling the page's own URL)."""
     return request.headers.get("hx-target") == region
 
 
 @router.get("")
-async def show_overview(request: Request, session: SessionDep, database: DatabaseDep) -> Response:
+async def show_overview(
+    request: Request, session: SessionDep, database: DatabaseDep, settings: SettingsDep
+) -> Response:
     now = datetime.now(UTC)
     async with database.read_session() as db:
-        data = await queries.overview(db, now, count_cap=OVERVIEW_COUNT_CAP)
-    template = "_overview.html" if _live(request, "overview-live") else "overview.html"
+        data = await queries.overview(
+            db, now, count_cap=OVERVIEW_COUNT_CAP, worker_timeout=settings.worker_timeout
+        )
+    template = "_overview.html" if live_region(request, "overview-live") else "overview.html"
     return render(request, session, template, {"o": data, "page": "overview"})
 
 
@@ -60,10 +65,13 @@ def _moment(value: str | None, name: str) -> datetime | None:
 
 
 def _cursor(value: str | None, name: str) -> str | None:
+    """A job or schedule id from the query string (any case), upper-cased."""
     if not value:
         return None
+    value = value.strip()
     if not re.fullmatch(ULID_PATTERN, value):
-        raise BadRequestError(f"{name} must be a job id.")
+        kind = "a schedule id" if name == "schedule" else "a job id"
+        raise BadRequestError(f"{name} must be {kind} (26 characters of Crockford base32).")
     return value.upper()
 
 
@@ -77,6 +85,9 @@ async def list_jobs_page(
     tag: Text = None,
     created_from: Annotated[str | None, Query(alias="from", max_length=40)] = None,
     created_to: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+    parent: Text = None,
+    root: Text = None,
+    schedule: Text = None,
     before: Text = None,
     after: Text = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -94,6 +105,9 @@ async def list_jobs_page(
         task_names=names,
         created_from=_moment(created_from, "from"),
         created_to=_moment(created_to, "to"),
+        parent_id=_cursor(parent, "parent"),
+        root_id=_cursor(root, "root"),
+        schedule_id=_cursor(schedule, "schedule"),
     )
     async with database.read_session() as db:
         page = await queries.job_page(
@@ -109,6 +123,9 @@ async def list_jobs_page(
         "tag": tag or "",
         "from": created_from or "",
         "to": created_to or "",
+        "parent": where.parent_id or "",
+        "root": where.root_id or "",
+        "schedule": where.schedule_id or "",
     }
     context = {
         "jobs": page,
@@ -120,7 +137,7 @@ async def list_jobs_page(
         "tags": _all_tags(),
         "page": "jobs",
     }
-    template = "_job_rows.html" if _live(request, "job-rows") else "jobs.html"
+    template = "_job_rows.html" if live_region(request, "job-rows") else "jobs.html"
     return render(request, session, template, context)
 
 

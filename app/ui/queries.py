@@ -6,6 +6,7 @@ walks an index in id order and stops after one page, whatever the table's size.
 
 import functools
 import heapq
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,9 +22,14 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.artifacts.models import Artifact
 from app.jobs.models import Job, JobAttempt, JobEvent
+from app.ui.flows import FlowView, flow_view
+from app.workers.models import WorkerRecord
+from app.workers.repository import WorkerRepository
+from app.workers.schemas import WorkerRead
 
 ROW_COLUMNS = (
     Job.id,
@@ -37,8 +43,17 @@ ROW_COLUMNS = (
     Job.progress,
     Job.error,
     Job.worker_id,
+    Job.parent_id,
+    Job.map_index,
 )
 LOG_TYPES = ("log", "log_truncated")
+# A root's stream carries its descendants' starts and ends: the flow panel shows them, the
+# timeline does not (a map of 10,000 children would bury the job's own events).
+CHILD_TYPES = ("child_started", "child_finished")
+NOT_TIMELINE = (*LOG_TYPES, *CHILD_TYPES, "progress")
+WORKERS_SHOWN = 20
+CHILDREN_SHOWN = 50
+CHILDREN_COUNT_CAP = 10_000
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -52,7 +67,7 @@ def ulid_floor(moment: datetime) -> str:
     return "".join(reversed(chars)) + "0" * 16
 
 
-STATUSES = ("pending", "running", "canceling", "completed", "failed", "canceled")
+STATUSES = ("pending", "running", "waiting", "canceling", "completed", "failed", "canceled")
 TASK_STATUSES = ("pending", "running", "completed", "failed", "canceled")
 
 
@@ -76,22 +91,55 @@ async def capped_counts(
     return {status: int(value) for status, value in zip(statuses, row, strict=True)}
 
 
+def unindexed(column: InstrumentedAttribute[str]) -> ColumnElement[str]:
+    """`column || ''`: the same value, which no index covers. With a parent, root or schedule
+    filter the planner must walk that filter's index: SQLite's statistics count the NULLs of
+    those columns as one huge group, so after ANALYZE it would rather walk a status or task
+    index and filter (a scan of a tenth of the table for a flow of ten jobs)."""
+    return column.concat("")
+
+
 @dataclass(frozen=True)
 class JobFilter:
     status: str | None = None
     task_names: Sequence[str] | None = None  # None: any task; empty: no task matches
     created_from: datetime | None = None
     created_to: datetime | None = None
+    parent_id: str | None = None  # the children of this job
+    root_id: str | None = None  # every job of this flow, its root included
+    schedule_id: str | None = None  # the fires of this schedule
+
+    @property
+    def narrow(self) -> bool:
+        """Whether a parent, root or schedule filter picks the few jobs to walk."""
+        return any(value is not None for value in (self.parent_id, self.root_id, self.schedule_id))
 
     def conditions(self) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []
         if self.status is not None:
-            conditions.append(Job.status == self.status)
+            status = unindexed(Job.status) if self.narrow else Job.status
+            conditions.append(status == self.status)
+        if self.parent_id is not None:
+            conditions.append(Job.parent_id == self.parent_id)
+        if self.schedule_id is not None:
+            conditions.append(Job.schedule_id == self.schedule_id)
         if self.created_from is not None:
             conditions.append(Job.id >= ulid_floor(self.created_from))
         if self.created_to is not None:
             conditions.append(Job.id < ulid_floor(self.created_to))
         return conditions
+
+    def branches(self) -> list[list[ColumnElement[bool]]]:
+        """Parts of the matching jobs, each one index walk in id order, merged by the caller
+        (an IN list or an OR would make the planner sort every match)."""
+        parts: list[list[list[ColumnElement[bool]]]] = []
+        if self.task_names is not None:
+            task = unindexed(Job.task_name) if self.narrow else Job.task_name
+            parts.append([[task == name] for name in self.task_names])
+        if self.root_id is not None:
+            # A root's own row has no root_id: it is the flow's first job.
+            parts.append([[Job.root_id == self.root_id], [Job.id == self.root_id]])
+        return [list(itertools.chain(*combination)) for combination in itertools.product(*parts)]
 
 
 @dataclass
@@ -110,8 +158,8 @@ async def job_page(
     after: str | None = None,
 ) -> JobPage:
     """One page of jobs, newest first: below `before`, or the page just above `after`."""
-    names = where.task_names
-    if names is not None and not names:
+    branches = where.branches()
+    if not branches:
         return JobPage([], None, None)
     ascending = after is not None and before is None
     base = where.conditions()
@@ -120,10 +168,7 @@ async def job_page(
     elif after is not None:
         base.append(Job.id > after)
     order = Job.id.asc() if ascending else Job.id.desc()
-    queries = [select(*ROW_COLUMNS).where(*base)]
-    if names is not None:
-        # One index walk per task, merged here: an IN list would make the planner sort.
-        queries = [select(*ROW_COLUMNS).where(*base, Job.task_name == name) for name in names]
+    queries = [select(*ROW_COLUMNS).where(*base, *branch) for branch in branches]
     results = [
         list(await session.execute(query.order_by(order).limit(limit + 1))) for query in queries
     ]
@@ -150,10 +195,12 @@ class Overview:
     oldest_pending_at: datetime | None
     running: list[Row[Any]]
     failures: list[Row[Any]]
-    workers: list[tuple[str, int, datetime | None]] = field(default_factory=list)
+    workers: list[WorkerRead] = field(default_factory=list)
 
 
-async def overview(session: AsyncSession, now: datetime, *, count_cap: int) -> Overview:
+async def overview(
+    session: AsyncSession, now: datetime, *, count_cap: int, worker_timeout: float
+) -> Overview:
     counts = await capped_counts(session, count_cap, STATUSES)
     oldest = (
         await session.execute(
@@ -177,7 +224,7 @@ async def overview(session: AsyncSession, now: datetime, *, count_cap: int) -> O
         oldest_pending_at=oldest,
         running=running,
         failures=failures,
-        workers=await _workers(session),
+        workers=await workers(session, now - timedelta(seconds=worker_timeout)),
     )
 
 
@@ -223,16 +270,17 @@ async def _per_minute(session: AsyncSession, now: datetime) -> list[tuple[dateti
     return [(when, done, failed) for when, (done, failed) in buckets.items()]
 
 
-async def _workers(session: AsyncSession) -> list[tuple[str, int, datetime | None]]:
-    """Workers seen holding jobs now: id, jobs held, when the oldest of them started."""
-    rows = await session.execute(
-        select(Job.worker_id, func.count(), func.min(Job.started_at))
-        .where(Job.status.in_(("running", "canceling")), Job.worker_id.is_not(None))
-        .group_by(Job.worker_id)
-        .order_by(Job.worker_id)
-        .limit(100)
-    )
-    return [(str(worker), int(count), started) for worker, count, started in rows]
+async def workers(session: AsyncSession, cutoff: datetime) -> list[WorkerRead]:
+    """The workers table: live workers first, then those stopped or expired lately (newest
+    first), at most `WORKERS_SHOWN` in all."""
+    repository = WorkerRepository(session)
+    alive, _ = await repository.list_page(alive=True, cutoff=cutoff, limit=WORKERS_SHOWN, offset=0)
+    gone: list[WorkerRecord] = []
+    if len(alive) < WORKERS_SHOWN:
+        gone, _ = await repository.list_page(
+            alive=False, cutoff=cutoff, limit=WORKERS_SHOWN - len(alive), offset=0
+        )
+    return [WorkerRead.from_record(record, cutoff) for record in (*alive, *gone)]
 
 
 @dataclass
@@ -243,6 +291,7 @@ class JobView:
     logs: list[JobEvent]
     artifacts: list[Row[str, datetime]]
     run_record: Any
+    flow: FlowView
 
 
 async def job_view(session: AsyncSession, job_id: str, *, log_tail: int) -> JobView | None:
@@ -257,7 +306,7 @@ async def job_view(session: AsyncSession, job_id: str, *, log_tail: int) -> JobV
     timeline = list(
         await session.scalars(
             select(JobEvent)
-            .where(JobEvent.job_id == job_id, JobEvent.type.not_in((*LOG_TYPES, "progress")))
+            .where(JobEvent.job_id == job_id, JobEvent.type.not_in(NOT_TIMELINE))
             .order_by(JobEvent.seq.desc())
             .limit(200)
         )
@@ -285,4 +334,5 @@ async def job_view(session: AsyncSession, job_id: str, *, log_tail: int) -> JobV
                 select(Artifact.data).where(Artifact.id == job.result_artifact_id)
             )
         ).scalar_one_or_none()
-    return JobView(job, attempts, timeline[::-1], logs[::-1], artifacts, record)
+    flow = await flow_view(session, job, shown=CHILDREN_SHOWN, cap=CHILDREN_COUNT_CAP)
+    return JobView(job, attempts, timeline[::-1], logs[::-1], artifacts, record, flow)

@@ -1,7 +1,7 @@
 """Jinja2 templates of the dashboard, with the filters they use."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,13 @@ def ago(moment: datetime | None, now: datetime | None = None) -> str:
     if moment is None:
         return NONE
     return duration((now or datetime.now(UTC)) - moment)
+
+
+def until(moment: datetime | None, now: datetime | None = None) -> str:
+    """How long from now to `moment` (`0 ms` once it has passed)."""
+    if moment is None:
+        return NONE
+    return duration(max(timedelta(0), moment - (now or datetime.now(UTC))))
 
 
 def duration(value: Any) -> str:
@@ -64,7 +71,9 @@ def make_templates() -> Jinja2Templates:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(ago=ago, duration=duration, when=when, pretty=pretty, count=count)
+    env.filters.update(
+        ago=ago, until=until, duration=duration, when=when, pretty=pretty, count=count
+    )
     return Jinja2Templates(env=env)
 
 

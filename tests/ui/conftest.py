@@ -1,20 +1,29 @@
-"""Fixtures of the dashboard's tests: the e2e server fixtures, and a headless chromium driven
-by Selenium through Debian's `chromium-driver`, with every host but 127.0.0.1 unresolvable."""
+"""Fixtures of the dashboard's tests: an in-process app with the dashboard, the e2e server
+fixtures, and a headless chromium driven by Selenium through Debian's `chromium-driver`, with
+every host but 127.0.0.1 unresolvable."""
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
+from app.service.builder import ServiceBuilder
+from app.service.schemas import ServiceInfo
+from app.tasks.registry import TaskRegistry
+from tests.conftest import make_settings, running_client
 from tests.e2e.conftest import (  # noqa: F401  (fixtures and the failure-report hook)
     pytest_runtest_makereport,
     server,
     server_factory,
 )
+from tests.ui.helpers import UiClient
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -62,3 +71,38 @@ def screenshots(tmp_path: Path) -> Path:
     path = tmp_path / "screenshots"
     path.mkdir()
     return path
+
+
+def register_tasks(registry: type[TaskRegistry]) -> None:
+    @registry.register("add", tags=["math"])
+    def add(a: int, b: int = 1) -> int:
+        """Add two integers."""
+        return a + b
+
+    @registry.register("fail")
+    def fail() -> None:
+        raise ValueError("nope")
+
+
+@pytest.fixture
+def ui_client(sqlite_database_url: str, registry: type[TaskRegistry]) -> UiClient:
+    """`async with ui_client(**settings) as client`: the dashboard app, in process."""
+    register_tasks(registry)
+
+    def factory(**overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+        settings = make_settings(sqlite_database_url, **overrides)
+        app = (
+            ServiceBuilder(info=ServiceInfo(display_name="ui test"), settings=settings)
+            .with_health()
+            .with_ui()
+            .build()
+        )
+        return running_client(app)
+
+    return factory
+
+
+@pytest.fixture
+async def client(ui_client: UiClient) -> AsyncIterator[httpx.AsyncClient]:
+    async with ui_client() as client:
+        yield client

@@ -76,6 +76,9 @@ def test_every_page_renders(
         wait_job(client, done)
         wait_job(client, second)
         running = execute(client, "hold", {"release": str(release)})
+        schedule = {"task_name": "describe", "params": {"name": "s", "count": 1}}
+        made = client.post("/api/v1/schedules", json={**schedule, "cron": "*/5 * * * 1-5"})
+        assert made.status_code == 201
     pages = {
         "overview": ("/ui", "Overview"),
         "jobs": ("/ui/jobs", "Jobs"),
@@ -83,6 +86,7 @@ def test_every_page_renders(
         "job-running": (f"/ui/jobs/{running}", "hold"),
         "tasks": ("/ui/tasks", "Tasks"),
         "task": ("/ui/tasks/describe", "describe"),
+        "schedules": ("/ui/schedules", "Schedules"),
     }
     try:
         for name, (path, heading) in pages.items():

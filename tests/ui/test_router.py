@@ -1,9 +1,6 @@
 """The dashboard over HTTP (in process): pages, fragments, the stream, actions, auth, CSRF."""
 
 import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
-from typing import Any
 
 import httpx
 import pytest
@@ -12,58 +9,11 @@ from fastapi import APIRouter
 from app.main import create_app
 from app.service.builder import ServiceBuilder
 from app.service.schemas import ServiceInfo
-from app.tasks.registry import TaskRegistry
 from tests.conftest import make_settings, running_client
 from tests.helpers import TERMINAL_STATUSES, run_to_end, wait_for_job
+from tests.ui.helpers import UiClient, token
 
 KEY = "dashboard-test-key"
-UiClient = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
-
-
-def register_tasks(registry: type[TaskRegistry]) -> None:
-    @registry.register("add", tags=["math"])
-    def add(a: int, b: int = 1) -> int:
-        """Add two integers."""
-        return a + b
-
-    @registry.register("fail")
-    def fail() -> None:
-        raise ValueError("nope")
-
-
-@pytest.fixture
-def ui_client(sqlite_database_url: str, registry: type[TaskRegistry]) -> UiClient:
-    register_tasks(registry)
-
-    def factory(**overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
-        settings = make_settings(sqlite_database_url, **overrides)
-        app = (
-            ServiceBuilder(info=ServiceInfo(display_name="ui test"), settings=settings)
-            .with_health()
-            .with_ui()
-            .build()
-        )
-        return running_client(app)
-
-    return factory
-
-
-@pytest.fixture
-async def client(ui_client: UiClient) -> AsyncIterator[httpx.AsyncClient]:
-    async with ui_client() as client:
-        yield client
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', html)
-    assert match, "no CSRF token on the page"
-    return match.group(1)
-
-
-async def token(client: httpx.AsyncClient, path: str = "/ui/tasks/add") -> str:
-    response = await client.get(path)
-    assert response.status_code == 200, response.text
-    return csrf_of(response.text)
 
 
 async def test_ui_off_means_404(ui_client: UiClient) -> None:
