@@ -1,5 +1,6 @@
 """What a job's end means for its flow, in the transaction that ends it: the fan-in of its
-waiting parent, `child_finished` on its root, the cancel of its own unfinished descendants;
+waiting parent, `child_finished` on its root, its artifacts nested in the flow's artifact tree
+(`app.jobs.store.artifact_links`), the cancel of its own unfinished descendants;
 and cancelling a job with its whole subtree.
 
 Lock order (PostgreSQL): a child's row, then its parent's, then its root's (parents in id
@@ -27,6 +28,7 @@ from app.jobs.flow_decisions import (
 )
 from app.jobs.models import Job, JobStatus
 from app.jobs.notify import notify_new_jobs
+from app.jobs.store import artifact_links
 from app.jobs.store.effects import Effects
 from app.jobs.store.flows import WAITS, Ended, chunks, facts_of, root_events
 from app.jobs.store.rows import JOBS, TERMINAL, event_row, insert_events
@@ -36,8 +38,8 @@ async def after_ends(
     session: AsyncSession, ended: Sequence[Ended], *, cascade: bool = True
 ) -> Effects:
     """What jobs that ended in this transaction mean for their flows: `child_finished` on
-    their root, the fan-in of their waiting parents, and (`cascade`) the cancel of their
-    own unfinished children."""
+    their root, the fan-in of their waiting parents, their result artifacts nested in the
+    flow's artifact tree, and (`cascade`) the cancel of their own unfinished children."""
     effects = Effects()
     flow_jobs = [end for end in ended if end.parent_id is not None]
     if not flow_jobs and not cascade:
@@ -58,6 +60,8 @@ async def after_ends(
     await root_events(session, [f for f in map(facts_of, flow_jobs) if f is not None], effects)
     for parent_id in sorted(by_parent):
         await _fan_in(session, parent_id, by_parent[parent_id], at, effects)
+    # With the parents' rows held: a parent ending at the same time is seen once committed.
+    await artifact_links.nest_ended(session, ended)
     # A parent that ended while it waited may keep wait rows: each goes when its child ends.
     if cascade:
         for parent_id in await _with_unfinished_children(session, [e.job_id for e in ended]):
