@@ -14,7 +14,7 @@ sees the other's rows. Everything is written in the ending transaction: after a 
 has either ended with its links or not ended at all.
 """
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select, update
@@ -55,14 +55,13 @@ class _Job:
     result_id: str | None
 
 
-async def nest_ended(session: AsyncSession, ended: Sequence[Ended]) -> None:
+async def nest_ended(
+    session: AsyncSession, ended: Sequence[Ended], with_children: Set[str]
+) -> None:
     """Link the result artifacts of flow jobs that ended in this transaction into their
     flow's tree: under the parent's result, over the children's results and over the job's
-    own unparented named artifacts."""
+    own unparented named artifacts. `with_children`: the ended jobs that have child jobs."""
     ends = [end for end in ended if end.artifact_id is not None]
-    if not ends:
-        return
-    with_children = await _with_children(session, [end.job_id for end in ends])
     flow = [end for end in ends if end.parent_id is not None or end.job_id in with_children]
     if not flow:
         return
@@ -87,17 +86,6 @@ async def nest_ended(session: AsyncSession, ended: Sequence[Ended]) -> None:
     if adopting:
         await session.execute(_ADOPT_CHILDREN, adopting)
     await _nest_named(session, depths)
-
-
-async def _with_children(session: AsyncSession, job_ids: Sequence[str]) -> set[str]:
-    """Which of `job_ids` have child jobs."""
-    parents: set[str] = set()
-    for chunk in chunks(job_ids):
-        rows = await session.execute(
-            select(JOBS.c.parent_id).where(JOBS.c.parent_id.in_(list(chunk))).distinct()
-        )
-        parents |= {parent_id for (parent_id,) in rows if parent_id is not None}
-    return parents
 
 
 async def _read_ancestry(session: AsyncSession, job_ids: set[str]) -> dict[str, _Job]:

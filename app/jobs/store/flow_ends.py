@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import case, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
@@ -60,13 +60,15 @@ async def after_ends(
     await root_events(session, [f for f in map(facts_of, flow_jobs) if f is not None], effects)
     for parent_id in sorted(by_parent):
         await _fan_in(session, parent_id, by_parent[parent_id], at, effects)
+    if not cascade:
+        return effects
+    with_children, unfinished = await _children_of_ended(session, [e.job_id for e in ended])
     # With the parents' rows held: a parent ending at the same time is seen once committed.
-    await artifact_links.nest_ended(session, ended)
+    await artifact_links.nest_ended(session, ended, with_children)
     # A parent that ended while it waited may keep wait rows: each goes when its child ends.
-    if cascade:
-        for parent_id in await _with_unfinished_children(session, [e.job_id for e in ended]):
-            _, more = await cancel_tree(session, parent_id, at, include_target=False)
-            effects.merge(more)
+    for parent_id in unfinished:
+        _, more = await cancel_tree(session, parent_id, at, include_target=False)
+        effects.merge(more)
     return effects
 
 
@@ -110,16 +112,24 @@ async def _fan_in(
     effects.changed.append(parent_id)
 
 
-async def _with_unfinished_children(session: AsyncSession, job_ids: Sequence[str]) -> list[str]:
+async def _children_of_ended(
+    session: AsyncSession, job_ids: Sequence[str]
+) -> tuple[set[str], list[str]]:
+    """Which of `job_ids` have children, and (sorted) which have unfinished ones."""
     parents: set[str] = set()
+    unfinished: set[str] = set()
+    running = case((JOBS.c.status.in_(TERMINAL), 0), else_=1)
     for chunk in chunks(job_ids):
         rows = await session.execute(
-            select(JOBS.c.parent_id)
-            .where(JOBS.c.parent_id.in_(list(chunk)), JOBS.c.status.not_in(TERMINAL))
-            .distinct()
+            select(JOBS.c.parent_id, func.max(running))
+            .where(JOBS.c.parent_id.in_(list(chunk)))
+            .group_by(JOBS.c.parent_id)
         )
-        parents |= {parent_id for (parent_id,) in rows if parent_id is not None}
-    return sorted(parents)
+        for parent_id, any_running in rows:
+            parents.add(parent_id)
+            if any_running:
+                unfinished.add(parent_id)
+    return parents, sorted(unfinished)
 
 
 # Cancel a tree -------------------------------------------------------------------------------
