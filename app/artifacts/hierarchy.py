@@ -17,7 +17,9 @@ class ArtifactHierarchy:
     )
     ```
     With labels, an artifact may nest at most `len(level_labels) - 1` levels deep; without
-    them, up to 32 levels and every label is null.
+    them, up to 32 levels and every label is null. A flow's artifacts nest as its jobs do
+    (one level per job, and one more for each job's named artifacts): levels past the labels
+    have a null label.
     """
 
     name: str

@@ -3,6 +3,7 @@
 A job's result artifact is named `result`; a task adds more under names of its own (unique per
 job). Artifacts may nest (`parent_id`, `level`), across jobs too: deleting a job deletes its own
 artifacts, and a child that belongs to another job survives as a root (`parent_id` set null).
+A flow's artifacts nest as its jobs do (`app.jobs.store.artifact_links`).
 """
 
 from datetime import datetime

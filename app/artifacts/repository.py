@@ -11,6 +11,7 @@ from app.artifacts.models import Artifact
 from app.core.clock import new_id, utcnow
 from app.core.pagination import keys_within_budget, stored_bytes
 from app.db.base import table_of
+from app.jobs.models import Job
 
 ARTIFACTS = table_of(Artifact)
 
@@ -77,13 +78,21 @@ class ArtifactRepository:
         return None if row is None else (row[0], row[1])
 
     async def children_of(self, parent_ids: Sequence[str], *, limit: int) -> list[Artifact]:
-        """Children of any of `parent_ids`, oldest first, at most `limit`."""
+        """Children of any of `parent_ids`, at most `limit`: by their jobs in the order a
+        flow's tree shows them (spawn order, a map's items by index), each job's oldest
+        first; artifacts of no job come first."""
         if not parent_ids:
             return []
         rows = await self.session.scalars(
             select(Artifact)
+            .outerjoin(Job, Job.id == Artifact.job_id)
             .where(Artifact.parent_id.in_(list(parent_ids)))
-            .order_by(Artifact.id)
+            .order_by(
+                Job.created_at.asc().nulls_first(),
+                func.coalesce(Job.map_index, -1),
+                Artifact.job_id.asc().nulls_first(),
+                Artifact.id,
+            )
             .limit(limit)
         )
         return list(rows)

@@ -69,6 +69,7 @@ def test_kill9_during_a_map_then_restart_completes_the_flow_exactly_once(
         after = {job["id"]: job for job in children(client, parent)}
         events = list_all(client, f"/api/v1/jobs/{parent}/events")
         tree = client.get(f"/api/v1/jobs/{parent}/tree").json()
+        artifacts = client.get(f"/api/v1/artifacts/{done['result']}/tree").json()
     # The same 20 children, none created twice; those done before the kill did not run again.
     assert after.keys() == before.keys()
     assert {job["status"] for job in after.values()} == {"completed"}
@@ -82,3 +83,9 @@ def test_kill9_during_a_map_then_restart_completes_the_flow_exactly_once(
     assert "requeued" in types
     assert types.count("started") == 2
     assert tree["node_count"] == CHILDREN + 1
+    # The flow's artifacts nest as its jobs do: each child's one result under the parent's,
+    # whether it ended before the kill or after, in the order of the map.
+    by_index = sorted(after.values(), key=lambda job: job["map_index"])
+    nested = [(node["id"], node["job_id"], node["level"]) for node in artifacts["root"]["children"]]
+    assert nested == [(job["result"], job["id"], 1) for job in by_index]
+    assert (artifacts["node_count"], artifacts["truncated"]) == (CHILDREN + 1, False)

@@ -39,6 +39,13 @@ def test_a_map_of_a_thousand_children_completes_on_four_worker_processes(
     per_job = pg.artifacts_per_job()
     assert len(per_job) == CHILDREN + 1
     assert set(per_job.values()) == {1}
+    # Each child's result nests under the parent's, whichever process ended it.
+    nested = pg.fetch(
+        "SELECT a.parent_id, a.level, count(*) FROM jobs j JOIN artifacts a "
+        "ON a.id = j.result_artifact_id WHERE j.parent_id = $1 GROUP BY 1, 2",
+        parent,
+    )
+    assert [tuple(row) for row in nested] == [(job["result"], 1, CHILDREN)]
     workers = pg.fetch(
         "SELECT split_part(job_attempts.worker_id, ':', 2), count(*) FROM job_attempts "
         "JOIN jobs ON jobs.id = job_attempts.job_id WHERE jobs.parent_id = $1 GROUP BY 1",

@@ -1,5 +1,6 @@
 """What a job's end means for its flow, in the transaction that ends it: the fan-in of its
-waiting parent, `child_finished` on its root, the cancel of its own unfinished descendants;
+waiting parent, `child_finished` on its root, its artifacts nested in the flow's artifact tree
+(`app.jobs.store.artifact_links`), the cancel of its own unfinished descendants;
 and cancelling a job with its whole subtree.
 
 Lock order (PostgreSQL): a child's row, then its parent's, then its root's (parents in id
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import case, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
@@ -27,6 +28,7 @@ from app.jobs.flow_decisions import (
 )
 from app.jobs.models import Job, JobStatus
 from app.jobs.notify import notify_new_jobs
+from app.jobs.store import artifact_links
 from app.jobs.store.effects import Effects
 from app.jobs.store.flows import WAITS, Ended, chunks, facts_of, root_events
 from app.jobs.store.rows import JOBS, TERMINAL, event_row, insert_events
@@ -36,8 +38,8 @@ async def after_ends(
     session: AsyncSession, ended: Sequence[Ended], *, cascade: bool = True
 ) -> Effects:
     """What jobs that ended in this transaction mean for their flows: `child_finished` on
-    their root, the fan-in of their waiting parents, and (`cascade`) the cancel of their
-    own unfinished children."""
+    their root, the fan-in of their waiting parents, their result artifacts nested in the
+    flow's artifact tree, and (`cascade`) the cancel of their own unfinished children."""
     effects = Effects()
     flow_jobs = [end for end in ended if end.parent_id is not None]
     if not flow_jobs and not cascade:
@@ -58,11 +60,15 @@ async def after_ends(
     await root_events(session, [f for f in map(facts_of, flow_jobs) if f is not None], effects)
     for parent_id in sorted(by_parent):
         await _fan_in(session, parent_id, by_parent[parent_id], at, effects)
+    if not cascade:
+        return effects
+    with_children, unfinished = await _children_of_ended(session, [e.job_id for e in ended])
+    # With the parents' rows held: a parent ending at the same time is seen once committed.
+    await artifact_links.nest_ended(session, ended, with_children)
     # A parent that ended while it waited may keep wait rows: each goes when its child ends.
-    if cascade:
-        for parent_id in await _with_unfinished_children(session, [e.job_id for e in ended]):
-            _, more = await cancel_tree(session, parent_id, at, include_target=False)
-            effects.merge(more)
+    for parent_id in unfinished:
+        _, more = await cancel_tree(session, parent_id, at, include_target=False)
+        effects.merge(more)
     return effects
 
 
@@ -106,16 +112,24 @@ async def _fan_in(
     effects.changed.append(parent_id)
 
 
-async def _with_unfinished_children(session: AsyncSession, job_ids: Sequence[str]) -> list[str]:
+async def _children_of_ended(
+    session: AsyncSession, job_ids: Sequence[str]
+) -> tuple[set[str], list[str]]:
+    """Which of `job_ids` have children, and (sorted) which have unfinished ones."""
     parents: set[str] = set()
+    unfinished: set[str] = set()
+    running = case((JOBS.c.status.in_(TERMINAL), 0), else_=1)
     for chunk in chunks(job_ids):
         rows = await session.execute(
-            select(JOBS.c.parent_id)
-            .where(JOBS.c.parent_id.in_(list(chunk)), JOBS.c.status.not_in(TERMINAL))
-            .distinct()
+            select(JOBS.c.parent_id, func.max(running))
+            .where(JOBS.c.parent_id.in_(list(chunk)))
+            .group_by(JOBS.c.parent_id)
         )
-        parents |= {parent_id for (parent_id,) in rows if parent_id is not None}
-    return sorted(parents)
+        for parent_id, any_running in rows:
+            parents.add(parent_id)
+            if any_running:
+                unfinished.add(parent_id)
+    return parents, sorted(unfinished)
 
 
 # Cancel a tree -------------------------------------------------------------------------------
