@@ -176,7 +176,8 @@ class JobScheduler:
         **options: Unpack[SubmitOptions],
     ) -> Job:
         """Validate params and build the pending job row, options filled from the task's."""
-        return Job(**self._row(definition, params, request_id, options))
+        # Flows tell a re-attached child by its fingerprint: a job object always has one.
+        return Job(**self._row(definition, params, request_id, options, fingerprint=True))
 
     def _row(
         self,
@@ -185,6 +186,8 @@ class JobScheduler:
         request_id: str | None,
         options: SubmitOptions,
         now: datetime | None = None,
+        *,
+        fingerprint: bool = False,
     ) -> JobRow:
         return pending_row(
             definition,
@@ -193,6 +196,7 @@ class JobScheduler:
             now=now or utcnow(),
             request_id=request_id,
             max_worker_losses=self.max_worker_losses,
+            fingerprint=fingerprint,
         )
 
     def _rows(

@@ -40,10 +40,13 @@ def pending_row(
     now: datetime,
     request_id: str | None,
     max_worker_losses: int,
+    fingerprint: bool = True,
 ) -> JobRow:
     """Validate `params` (`ValidationFailedError`) and build the pending job's row, options
-    left out (or None) taken from the task's registration."""
+    left out (or None) taken from the task's registration. The request's fingerprint is
+    stored when `fingerprint` is set or the job has an idempotency key (which it guards)."""
     definition.validate_params(params)
+    key = options.get("idempotency_key")
     defaults = definition.options
     priority, retries = options.get("priority"), options.get("retries")
     timeout, run_at = options.get("timeout"), options.get("run_at")
@@ -59,8 +62,8 @@ def pending_row(
         attempts=0,
         max_attempts=(defaults.retries if retries is None else retries) + 1,
         timeout_seconds=defaults.timeout if timeout is None else timeout,
-        idempotency_key=options.get("idempotency_key"),
-        request_hash=request_hash(task_name, params),
+        idempotency_key=key,
+        request_hash=request_hash(task_name, params) if fingerprint or key else None,
         worker_losses=0,
         max_worker_losses=(
             max_worker_losses if defaults.max_worker_losses is None else defaults.max_worker_losses

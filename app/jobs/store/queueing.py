@@ -19,19 +19,24 @@ from app.jobs.store.rows import JOBS, event_row, insert_events, job_row
 
 JobRow = dict[str, Any]
 
-# Every column of a new job, at its default: a new row is a copy of this, then its values.
+# The columns a new pending job always has, at their defaults (`error` is written as JSON
+# null, as an ORM insert writes it). The other columns are left out of its row: fewer values to
+# bind per job, and the database stores them as NULL.
 _NEW_ROW: JobRow = {
     column.key: getattr(column.default, "arg", None)
     if column.default is not None and column.default.is_scalar
     else None
     for column in JOBS.columns
+    if column.default is not None
+    or column.key in {"id", "task_name", "params", "run_at", "created_at", "error"}
 }
+_COLUMNS = frozenset(JOBS.columns.keys())
 _PENDING = JobStatus.PENDING.value
 
 
 def new_job_row(**values: Any) -> JobRow:
-    """A new job's full row: `values` over the column defaults (unknown columns: KeyError)."""
-    unknown = values.keys() - _NEW_ROW.keys()
+    """A new job's row: `values` over the column defaults (unknown columns: KeyError)."""
+    unknown = values.keys() - _COLUMNS
     if unknown:
         raise KeyError(f"not columns of jobs: {sorted(unknown)}")
     return {**_NEW_ROW, **values}
@@ -50,9 +55,13 @@ async def queue_rows_in(
 ) -> list[Effects]:
     """Insert each batch of new job rows with their `created` events and one NOTIFY."""
     rows = [row for batch in batches for row in batch]
+    # One executemany per set of columns (rows of job objects carry every column).
+    by_columns: dict[tuple[str, ...], list[JobRow]] = {}
     for row in rows:
         row["event_seq"] = 1  # the `created` event below
-    await session.execute(insert(JOBS), rows)
+        by_columns.setdefault(tuple(row), []).append(row)
+    for same in by_columns.values():
+        await session.execute(insert(JOBS), same)
     await insert_events(
         session,
         [
