@@ -21,7 +21,7 @@ def restored_gc() -> Iterator[None]:
 @pytest.mark.usefixtures("restored_gc")
 def test_settle_heap_freezes_what_exists_and_raises_the_young_threshold() -> None:
     _, middle, old = gc.get_threshold()
-    alive = [[] for _ in range(100)]
+    alive: list[list[int]] = [[] for _ in range(100)]
 
     settle_heap()
 
