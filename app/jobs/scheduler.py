@@ -113,11 +113,12 @@ class JobScheduler:
         if uses_cache_or_callback(definition, options):
             return await self._admit(definition, params or {}, request_id, options)
         row, found = await self._queue_one(definition, params or {}, request_id, options)
-        if found is not None:
-            replay = await self._replay(row["idempotency_key"], row["request_hash"])
-            if replay is not None:
-                return replay, False
-        return JobRead.from_job(Job(**row)), True
+        if found is None:
+            return JobRead.from_job(Job(**row)), True
+        replay = await self._replay(row["idempotency_key"], row["request_hash"])
+        if replay is None:  # the keyed job was deleted meanwhile: the key is free again
+            return await self.enqueue(task_name, params, request_id=request_id, **options)
+        return replay, False
 
     async def accept(
         self,
