@@ -28,7 +28,6 @@ router = APIRouter(prefix="/api/v1/tasks", tags=["Tasks"])
 TaskName = Annotated[str, Path(pattern=TASK_NAME_RE.pattern, max_length=200)]
 Scheduler = Annotated[JobScheduler, Depends(get_scheduler)]
 _UNKNOWN_TASK = {"description": "Unknown task."}
-_NO_OPTIONS = ExecuteRequest()
 
 
 def _definition(name: str) -> TaskDefinition:
@@ -107,7 +106,7 @@ async def execute_task(
     settings: Settings = state.settings
     if wait:
         check_wait(wait, settings)
-    options = body or _NO_OPTIONS
+    options = body or ExecuteRequest()
     key = _one_key(idempotency_key, options.idempotency_key)
     receipt = await scheduler.accept(
         name,
