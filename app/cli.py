@@ -48,6 +48,7 @@ def _bind(host: str, port: int) -> socket.socket:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from app.core.heap import settle_heap
     from app.core.http_protocol import EdgeLimits, GuardedHttpToolsProtocol
     from app.db.migrate import upgrade
     from app.main import create_app
@@ -79,7 +80,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         log_config=uvicorn_log_config(settings.log_level),
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    server = uvicorn.Server(config)
+    # Set up: the app, its routes and validators live as long as the process.
+    settle_heap()
+    server.run(sockets=[sock])
     return 0
 
 

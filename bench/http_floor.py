@@ -8,6 +8,7 @@ keep-alive client (`throughput.RawClient`) over C concurrent connections:
 - `single`: `taskexec serve` (embedded worker, SQLite): N single `$execute` calls of a no-op task;
 - `submit-only`: `taskexec serve --no-worker`: the same N calls, nothing runs them;
 - `batch`: `taskexec serve` with `$execute-many` in batches of B;
+- `batch-submit`: the same batches to `taskexec serve --no-worker`: what a batch submit costs;
 - `idle-start`: one job at a time on an idle server: how long after `$execute` answered the job
   started (server `started_at` minus the client's receipt of the 202; same host clock).
 
@@ -40,7 +41,7 @@ from throughput import RawClient, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
-SCENARIOS = ("floor", "single", "submit-only", "batch", "idle-start")
+SCENARIOS = ("floor", "single", "submit-only", "batch", "batch-submit", "idle-start")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -237,8 +238,10 @@ async def run_single(workdir: Path, args: argparse.Namespace, worker: bool) -> N
         server.stop()
 
 
-async def run_batch(workdir: Path, args: argparse.Namespace) -> None:
-    server = taskexec(workdir, "batch", args.max_concurrency)
+async def run_batch(workdir: Path, args: argparse.Namespace, worker: bool = True) -> None:
+    name = "batch" if worker else "batch-submit"
+    extra = () if worker else ("--no-worker",)
+    server = taskexec(workdir, name, args.max_concurrency, *extra)
     try:
         path = "/api/v1/tasks/noop/$execute-many"
         size = args.batch
@@ -248,20 +251,24 @@ async def run_batch(workdir: Path, args: argparse.Namespace) -> None:
                 path, content=body, headers={"content-type": "application/json"}
             )
         if check.status_code != 202:
-            print(f"batch        n/a: {path} answered {check.status_code}")
+            print(f"{name:<12} n/a: {path} answered {check.status_code}")
             return
-        await wait_done(server)
+        if worker:
+            await wait_done(server)
         batches = max(1, args.jobs // size)
         cpu0, t0 = cpu_seconds(server.proc.pid), time.perf_counter()
         answers, latencies = await post_many(
             server.port, path, [body] * batches, min(args.concurrency, batches)
         )
-        await wait_done(server)
+        if worker:
+            await wait_done(server)
         seconds, cpu = time.perf_counter() - t0, cpu_seconds(server.proc.pid) - cpu0
         jobs = batches * size
-        print(line(f"batch x{size}", jobs, seconds, cpu, latencies), end="")
-        ids = [job_id for answer in answers for job_id in json.loads(answer)["job_ids"]]
-        print(completion(await job_times(server, ids)), end="")
+        label = f"batch x{size}" if worker else f"submit x{size}"
+        print(line(label, jobs, seconds, cpu, latencies), end="")
+        if worker:
+            ids = [job_id for answer in answers for job_id in json.loads(answer)["job_ids"]]
+            print(completion(await job_times(server, ids)), end="")
         print(f" | RSS {rss_mib(server.proc.pid):.1f} MiB")
     finally:
         server.stop()
@@ -318,6 +325,8 @@ async def main() -> None:
                 await run_single(workdir, args, worker=False)
             elif scenario == "batch":
                 await run_batch(workdir, args)
+            elif scenario == "batch-submit":
+                await run_batch(workdir, args, worker=False)
             else:
                 await run_idle_start(workdir, args)
 

@@ -156,6 +156,9 @@ class HttpMetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The labelled children, found once (as many as the metrics' own label sets).
+        self._counters: dict[tuple[str, str, int], Counter] = {}
+        self._histograms: dict[tuple[str, str], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -175,5 +178,21 @@ class HttpMetricsMiddleware:
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope["method"]
-            self.metrics.http_requests.labels(method, route, str(status)).inc()
-            self.metrics.http_seconds.labels(method, route).observe(time.perf_counter() - started)
+            self._counter(method, route, status).inc()
+            self._histogram(method, route).observe(time.perf_counter() - started)
+
+    def _counter(self, method: str, route: str, status: int) -> Counter:
+        key = (method, route, status)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self.metrics.http_requests.labels(
+                method, route, str(status)
+            )
+        return counter
+
+    def _histogram(self, method: str, route: str) -> Histogram:
+        key = (method, route)
+        histogram = self._histograms.get(key)
+        if histogram is None:
+            histogram = self._histograms[key] = self.metrics.http_seconds.labels(method, route)
+        return histogram

@@ -10,6 +10,7 @@ from app.core.clock import new_id
 from app.core.logging import bound
 
 HEADER = "x-request-id"
+_HEADER_BYTES = HEADER.encode()
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
 
@@ -22,7 +23,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         supplied = next(
-            (v.decode("latin-1") for k, v in scope.get("headers", []) if k == HEADER.encode()),
+            (v.decode("latin-1") for k, v in scope.get("headers", []) if k == _HEADER_BYTES),
             None,
         )
         request_id = supplied if supplied and _SANE.fullmatch(supplied) else new_id()

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     max_children: int = Field(default=10_000, ge=1, le=1_000_000)
     max_waiting_parents: int = Field(default=1000, ge=0, le=100_000)
     expose_traceback_paths: bool = False
+    # FastAPI's own OpenTelemetry spans, metrics and logs of requests (with a configured
+    # provider). Off: FastAPI does not look for providers on every request.
+    opentelemetry: bool = False
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ui: bool = True
     # Signs dashboard session cookies; unset, each process makes a random one at start.

@@ -40,6 +40,19 @@ class JobRepository:
             await self.session.scalars(select(Job).where(Job.idempotency_key == key))
         ).one_or_none()
 
+    async def ids_by_idempotency_keys(self, keys: list[str]) -> dict[str, tuple[str, str | None]]:
+        """{key: (job id, request hash)} of the jobs that hold any of `keys`."""
+        found: dict[str, tuple[str, str | None]] = {}
+        for start in range(0, len(keys), 500):
+            rows = await self.session.execute(
+                select(JOBS.c.idempotency_key, JOBS.c.id, JOBS.c.request_hash).where(
+                    JOBS.c.idempotency_key.in_(keys[start : start + 500])
+                )
+            )
+            for key, job_id, request_hash in rows:
+                found[key] = (job_id, request_hash)
+        return found
+
     async def list_page(
         self,
         *,

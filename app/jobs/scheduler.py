@@ -1,21 +1,18 @@
 """`JobScheduler`: submit, inspect, cancel and delete jobs. The API and tasks both use it."""
 
-import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, TypedDict, Unpack
+from datetime import datetime
+from typing import Any, Unpack
 
 from sqlalchemy.exc import IntegrityError
 
-from app.core.clock import new_id, utcnow
+from app.core.clock import utcnow
 from app.core.errors import ConflictError, NotFoundError, ValidationFailedError
-from app.core.logging import context_value
 from app.core.metrics import Metrics
 from app.db.database import Database
-from app.jobs.cache import CacheMode, plan_cache
+from app.jobs.cache import plan_cache
 from app.jobs.events import EventBus
 from app.jobs.live import wait_until
 from app.jobs.models import Job, JobStatus
@@ -23,32 +20,25 @@ from app.jobs.repository import JobRepository
 from app.jobs.results_feed import ResultsFeed
 from app.jobs.schemas import AttemptRead, JobDetail, JobRead
 from app.jobs.store import AfterCommit, JobStore, LocalWorker
+from app.jobs.store.queueing import JobRow
+from app.jobs.submissions import SubmitOptions, pending_row, uses_cache_or_callback
 from app.tasks.registry import Registry, TaskDefinition, TaskRegistry
+
+__all__ = ["DEFAULT_MAX_WORKER_LOSSES", "JobScheduler", "Receipt", "SubmitOptions"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_WORKER_LOSSES = 3
 
 
-class SubmitOptions(TypedDict, total=False):
-    """Per-job overrides of a task's registered options."""
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a submission did: the job that answers it, and whether it was created now."""
 
-    priority: int | None
-    delay: float | None
-    run_at: datetime | None
-    timeout: float | None
-    retries: int | None
-    idempotency_key: str | None
-    cache: CacheMode | None
-    callback_url: str | None
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """A validated job, ready to queue (or an idempotent replay of an existing one)."""
-
-    job: Job
-    replay: JobRead | None = None
+    job_id: str
+    created: bool
+    idempotency_key: str | None = None  # of the job that answers
+    cached_from: str | None = None
 
 
 class JobScheduler:
@@ -117,27 +107,38 @@ class JobScheduler:
         request_id: str | None = None,
         **options: Unpack[SubmitOptions],
     ) -> tuple[JobRead, bool]:
-        """`submit`, also telling whether a job was created (False: an idempotent replay)."""
+        """`submit`, also telling whether a job was created (False: an idempotent replay or
+        a join of an identical cached job in flight)."""
         definition = self.definition(task_name)
-        prepared = await self.prepare(definition, params or {}, request_id=request_id, **options)
-        if prepared.replay is not None:
-            return prepared.replay, False
-        job = prepared.job
-        job.callback_url = self.results.accept_callback_url(options.get("callback_url"))
-        plan = plan_cache(definition, params or {}, options.get("cache"))
-        try:
-            if plan is not None or job.callback_url is not None:
-                admitted = await self.store.admit(job, plan)
-                self.results.admitted(admitted)
-                return JobRead.from_job(admitted.job), admitted.created
-            await self.store.queue([job])
-        except IntegrityError:
-            # Another request with the same key won the race.
-            replay = await self._replay_after_race(job)
-            if replay is None:
-                raise
-            return replay, False
-        return JobRead.from_job(job), True
+        if uses_cache_or_callback(definition, options):
+            return await self._admit(definition, params or {}, request_id, options)
+        row, found = await self._queue_one(definition, params or {}, request_id, options)
+        if found is None:
+            return JobRead.from_job(Job(**row)), True
+        replay = await self._replay(row["idempotency_key"], row["request_hash"])
+        if replay is None:  # the keyed job was deleted meanwhile: the key is free again
+            return await self.enqueue(task_name, params, request_id=request_id, **options)
+        return replay, False
+
+    async def accept(
+        self,
+        task_name: str,
+        params: dict[str, Any] | None = None,
+        *,
+        request_id: str | None = None,
+        **options: Unpack[SubmitOptions],
+    ) -> Receipt:
+        """`enqueue` for the `$execute` route: the same checks and writes, answered with a
+        `Receipt` instead of the whole job."""
+        definition = self.definition(task_name)
+        if uses_cache_or_callback(definition, options):
+            job, created = await self._admit(definition, params or {}, request_id, options)
+            return Receipt(job.id, created, job.idempotency_key, job.cached_from)
+        row, found = await self._queue_one(definition, params or {}, request_id, options)
+        key = row["idempotency_key"]
+        if found is not None:
+            return Receipt(found, False, key)
+        return Receipt(row["id"], True, key)
 
     async def enqueue_many(
         self,
@@ -145,8 +146,9 @@ class JobScheduler:
         items: Sequence[tuple[dict[str, Any], SubmitOptions]],
         *,
         request_id: str | None = None,
-    ) -> list[JobRead]:
-        """Queue one job per item (params, options) in one transaction, all or nothing.
+    ) -> list[str]:
+        """Queue one job per item (params, options) in one transaction, all or nothing; the
+        job ids in item order.
 
         Every item is validated first: one bad item is a `ValidationFailedError` whose errors
         name it by index (`items.3.params.x`) and nothing is queued. An item whose idempotency
@@ -154,54 +156,10 @@ class JobScheduler:
         two items of the batch is one job.
         """
         definition = self.definition(task_name)
-        for attempt in range(2):
-            prepared = await self._prepare_many(definition, items, request_id)
-            new = list({p.job.id: p.job for p in prepared if p.replay is None}.values())
-            try:
-                if new:
-                    await self.store.queue(new)
-            except IntegrityError:
-                # A concurrent request took one of the keys: read the batch's keys again.
-                if attempt == 1 or all(p.job.idempotency_key is None for p in prepared):
-                    raise
-                continue
-            return [p.replay or JobRead.from_job(p.job) for p in prepared]
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _prepare_many(
-        self,
-        definition: TaskDefinition,
-        items: Sequence[tuple[dict[str, Any], SubmitOptions]],
-        request_id: str | None,
-    ) -> list[_Prepared]:
-        prepared: list[_Prepared] = []
-        errors: list[dict[str, Any]] = []
-        by_key: dict[str, _Prepared] = {}
-        for index, (params, options) in enumerate(items):
-            try:
-                item = await self.prepare(definition, params, request_id=request_id, **options)
-            except ValidationFailedError as exc:
-                errors += [
-                    {**error, "loc": ["items", str(index), *error["loc"]]}
-                    for error in exc.errors or []
-                ]
-                continue
-            key = item.job.idempotency_key
-            earlier = by_key.get(key) if key is not None else None
-            if earlier is not None:
-                if earlier.job.request_hash != item.job.request_hash:
-                    raise ConflictError(
-                        f"Idempotency key {key!r} is used by two items of the batch with "
-                        f"different params (item {index})."
-                    )
-                item = earlier
-            elif key is not None:
-                by_key[key] = item
-            prepared.append(item)
-        if errors:
-            detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)
-            raise ValidationFailedError(f"Invalid batch items: {detail}", errors=errors)
-        return prepared
+        rows = self._rows(definition, items, request_id)
+        unique = list({row["id"]: row for row in rows}.values())
+        found = await self._queue_new(unique)
+        return [str(found.get(row["idempotency_key"], row["id"])) for row in rows]
 
     def definition(self, task_name: str) -> TaskDefinition:
         """The task's definition; `NotFoundError` for a task this registry lacks."""
@@ -209,23 +167,6 @@ class JobScheduler:
         if definition is None:
             raise NotFoundError(f"Task {task_name!r} is not registered.")
         return definition
-
-    async def prepare(
-        self,
-        definition: TaskDefinition,
-        params: dict[str, Any],
-        *,
-        request_id: str | None = None,
-        **options: Unpack[SubmitOptions],
-    ) -> _Prepared:
-        """Validate params and build the job row (nothing is written); an idempotency key
-        already used with the same request is a replay of its job."""
-        job = self.build_job(definition, params, request_id=request_id, **options)
-        if job.idempotency_key is not None and job.request_hash is not None:
-            existing = await self._replay(job.idempotency_key, job.request_hash)
-            if existing is not None:
-                return _Prepared(job, existing)
-        return _Prepared(job)
 
     def build_job(
         self,
@@ -236,42 +177,135 @@ class JobScheduler:
         **options: Unpack[SubmitOptions],
     ) -> Job:
         """Validate params and build the pending job row, options filled from the task's."""
-        definition.validate_params(params)
-        task_name = definition.name
-        request_hash = _request_hash(task_name, params)
-        priority, retries = options.get("priority"), options.get("retries")
-        delay, run_at = options.get("delay"), options.get("run_at")
-        timeout, idempotency_key = options.get("timeout"), options.get("idempotency_key")
-        defaults = definition.options
-        now = utcnow()
-        job = Job(
-            id=new_id(),
-            task_name=task_name,
-            status=JobStatus.PENDING,
-            params=params,
-            priority=defaults.priority if priority is None else priority,
-            run_at=run_at or now + timedelta(seconds=delay or 0.0),
-            created_at=now,
-            attempts=0,
-            max_attempts=(defaults.retries if retries is None else retries) + 1,
-            timeout_seconds=defaults.timeout if timeout is None else timeout,
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
-            worker_losses=0,
-            max_worker_losses=(
-                self.max_worker_losses
-                if defaults.max_worker_losses is None
-                else defaults.max_worker_losses
-            ),
-            # A job queued by a running task inherits the request id of that task's job.
-            request_id=request_id or context_value("request_id"),
-        )
-        return job
+        # Flows tell a re-attached child by its fingerprint: a job object always has one.
+        return Job(**self._row(definition, params, request_id, options, fingerprint=True))
 
-    async def _replay_after_race(self, job: Job) -> JobRead | None:
-        if job.idempotency_key is None or job.request_hash is None:
-            return None
-        return await self._replay(job.idempotency_key, job.request_hash)
+    def _row(
+        self,
+        definition: TaskDefinition,
+        params: dict[str, Any],
+        request_id: str | None,
+        options: SubmitOptions,
+        now: datetime | None = None,
+        *,
+        fingerprint: bool = False,
+    ) -> JobRow:
+        return pending_row(
+            definition,
+            params,
+            options,
+            now=now or utcnow(),
+            request_id=request_id,
+            max_worker_losses=self.max_worker_losses,
+            fingerprint=fingerprint,
+        )
+
+    def _rows(
+        self,
+        definition: TaskDefinition,
+        items: Sequence[tuple[dict[str, Any], SubmitOptions]],
+        request_id: str | None,
+    ) -> list[JobRow]:
+        """Every item's row (two items with one key share the first's row); every invalid
+        item's problems, by index, in one `ValidationFailedError`."""
+        now = utcnow()
+        rows: list[JobRow] = []
+        errors: list[dict[str, Any]] = []
+        by_key: dict[str, JobRow] = {}
+        for index, (params, options) in enumerate(items):
+            try:
+                row = self._row(definition, params, request_id, options, now)
+            except ValidationFailedError as exc:
+                errors += [
+                    {**error, "loc": ["items", str(index), *error["loc"]]}
+                    for error in exc.errors or []
+                ]
+                continue
+            key = row["idempotency_key"]
+            earlier = by_key.get(key) if key is not None else None
+            if earlier is not None:
+                if earlier["request_hash"] != row["request_hash"]:
+                    raise ConflictError(
+                        f"Idempotency key {key!r} is used by two items of the batch with "
+                        f"different params (item {index})."
+                    )
+                row = earlier
+            elif key is not None:
+                by_key[key] = row
+            rows.append(row)
+        if errors:
+            detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)
+            raise ValidationFailedError(f"Invalid batch items: {detail}", errors=errors)
+        return rows
+
+    async def _queue_one(
+        self,
+        definition: TaskDefinition,
+        params: dict[str, Any],
+        request_id: str | None,
+        options: SubmitOptions,
+    ) -> tuple[JobRow, str | None]:
+        """Queue one new job; (its row, the id of the job its idempotency key names)."""
+        row = self._row(definition, params, request_id, options)
+        found = await self._queue_new([row])
+        key = row["idempotency_key"]
+        return row, found.get(key) if key is not None else None
+
+    async def _queue_new(self, rows: Sequence[JobRow]) -> dict[str, str]:
+        """Queue `rows` (one key per row at most), except those whose idempotency key names an
+        existing job of the same request: {key: that job's id}. `ConflictError` for a key
+        used with another request."""
+        keyed = {row["idempotency_key"]: row for row in rows if row["idempotency_key"]}
+        for attempt in range(2):
+            found = await self._find_keys(keyed) if keyed else {}
+            new = [row for row in rows if row["idempotency_key"] not in found]
+            try:
+                if new:
+                    await self.store.queue_rows(new)
+            except IntegrityError:
+                # A concurrent request took one of the keys: read the keys again.
+                if attempt == 1 or not keyed:
+                    raise
+                continue
+            return found
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _find_keys(self, keyed: dict[str, JobRow]) -> dict[str, str]:
+        async with self.database.read_session() as session:
+            existing = await JobRepository(session).ids_by_idempotency_keys(list(keyed))
+        for key, (job_id, stored_hash) in existing.items():
+            if stored_hash != keyed[key]["request_hash"]:
+                raise _key_conflict(key, job_id)
+        return {key: job_id for key, (job_id, _) in existing.items()}
+
+    async def _admit(
+        self,
+        definition: TaskDefinition,
+        params: dict[str, Any],
+        request_id: str | None,
+        options: SubmitOptions,
+    ) -> tuple[JobRead, bool]:
+        """A request through the result cache or with a callback: `JobStore.admit`."""
+        job = self.build_job(definition, params, request_id=request_id, **options)
+        key, request_hash = job.idempotency_key, job.request_hash
+        if key is not None and request_hash is not None:
+            replay = await self._replay(key, request_hash)
+            if replay is not None:
+                return replay, False
+        job.callback_url = self.results.accept_callback_url(options.get("callback_url"))
+        plan = plan_cache(definition, params, options.get("cache"))
+        try:
+            admitted = await self.store.admit(job, plan)
+        except IntegrityError:
+            # Another request with the same key won the race.
+            if key is None or request_hash is None:
+                raise
+            replay = await self._replay(key, request_hash)
+            if replay is None:
+                raise
+            return replay, False
+        self.results.admitted(admitted)
+        return JobRead.from_job(admitted.job), admitted.created
 
     async def _replay(self, idempotency_key: str, request_hash: str) -> JobRead | None:
         async with self.database.read_session() as session:
@@ -279,10 +313,7 @@ class JobScheduler:
         if job is None:
             return None
         if job.request_hash != request_hash:
-            raise ConflictError(
-                f"Idempotency key {idempotency_key!r} was used for job {job.id} with a "
-                "different task or params."
-            )
+            raise _key_conflict(idempotency_key, job.id)
         return JobRead.from_job(job)
 
     async def get(self, job_id: str) -> JobRead:
@@ -331,6 +362,8 @@ class JobScheduler:
         return latest
 
 
-def _request_hash(task_name: str, params: dict[str, Any]) -> str:
-    canonical = json.dumps([task_name, params], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def _key_conflict(idempotency_key: str, job_id: str) -> ConflictError:
+    return ConflictError(
+        f"Idempotency key {idempotency_key!r} was used for job {job_id} with a "
+        "different task or params."
+    )

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Self
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from app.artifacts.hierarchy import DEFAULT_HIERARCHY, ArtifactHierarchy
 from app.artifacts.router import job_artifacts_router
@@ -30,6 +31,9 @@ from app.tasks.router import router as tasks_router
 from app.workers.router import router as workers_router
 
 logger = logging.getLogger(__name__)
+
+# FastAPI's native OpenTelemetry, off: otherwise it asks for the global providers per request.
+_NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 class ServiceBuilder:
@@ -134,6 +138,7 @@ class ServiceBuilder:
             # Handlers are named verb_noun; they are the OpenAPI operation ids.
             generate_unique_id_function=lambda route: route.name,
             responses={400: {"description": "Invalid request (problem+json)."}},
+            telemetry=None if settings.opentelemetry else _NO_TELEMETRY,
         )
         app.state.settings = settings
         app.state.service_info = self.info

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Resp
 
 from app.artifacts.manager import ArtifactManager
 from app.artifacts.schemas import shown
-from app.core.deps import SettingsDep, get_scheduler
+from app.core.deps import get_scheduler
 from app.core.errors import BadRequestError, NotFoundError, ValidationFailedError
 from app.core.inputs import require_json_body
 from app.core.settings import Settings
@@ -85,28 +85,30 @@ async def get_task(name: TaskName) -> TaskInfo:
 )
 async def execute_task(
     name: TaskName,
-    response: Response,
-    scheduler: Scheduler,
     request: Request,
-    settings: SettingsDep,
     body: Annotated[ExecuteRequest | None, Body()] = None,
     idempotency_key: Annotated[
         str | None, Header(min_length=1, max_length=200, alias="Idempotency-Key")
     ] = None,
     wait: WaitQuery = None,
-) -> ExecuteAccepted | ExecuteFinished:
+) -> Response:
     """Validate params against the task's signature and queue a job.
 
     Returns 202 with the job id and a `Location` header pointing at the job. With an
     `Idempotency-Key` header (or `idempotency_key` field), a repeat returns the same job
     (`Idempotent-Replayed: true`) while it exists; the key with other params is a 409.
     """
+    # The app's objects are read from its state, not through dependencies: this route is the
+    # hot path, and each dependency costs a resolution per request.
     _definition(name)
+    state = request.app.state
+    scheduler: JobScheduler = state.scheduler
+    settings: Settings = state.settings
     if wait:
         check_wait(wait, settings)
     options = body or ExecuteRequest()
     key = _one_key(idempotency_key, options.idempotency_key)
-    job, created = await scheduler.enqueue(
+    receipt = await scheduler.accept(
         name,
         options.params,
         priority=options.priority,
@@ -117,23 +119,27 @@ async def execute_task(
         idempotency_key=key,
         cache=options.cache,
         callback_url=options.callback_url,
-        request_id=getattr(request.state, "request_id", None),
+        request_id=request.scope.get("state", {}).get("request_id"),
     )
-    response.headers["Location"] = f"/api/v1/jobs/{job.id}"
-    if not created and key is not None and job.idempotency_key == key:
-        response.headers["Idempotent-Replayed"] = "true"
-    elif not created:
-        response.headers["Taskexec-Cache"] = "joined"
-    elif job.cached_from is not None:
-        response.headers["Taskexec-Cache"] = "hit"
-    message = f"Task '{name}' submitted for execution. Job ID: {job.id}"
+    job_id = receipt.job_id
+    headers = {"Location": f"/api/v1/jobs/{job_id}"}
+    if not receipt.created and key is not None and receipt.idempotency_key == key:
+        headers["Idempotent-Replayed"] = "true"
+    elif not receipt.created:
+        headers["Taskexec-Cache"] = "joined"
+    elif receipt.cached_from is not None:
+        headers["Taskexec-Cache"] = "hit"
+    message = f"Task '{name}' submitted for execution. Job ID: {job_id}"
     if wait:
-        detail = await scheduler.wait(job.id, wait)
+        detail = await scheduler.wait(job_id, wait)
         if detail.status.is_terminal:
-            response.status_code = status.HTTP_200_OK
             artifact = await _artifact(request, detail.result, settings)
-            return ExecuteFinished(job_id=job.id, message=message, job=detail, artifact=artifact)
-    return ExecuteAccepted(job_id=job.id, message=message)
+            finished = ExecuteFinished(
+                job_id=job_id, message=message, job=detail, artifact=artifact
+            )
+            return _json(finished.model_dump_json().encode(), status.HTTP_200_OK, headers)
+    accepted = ExecuteAccepted(job_id=job_id, message=message)
+    return _json(accepted.model_dump_json().encode(), status.HTTP_202_ACCEPTED, headers)
 
 
 @router.post(
@@ -152,13 +158,7 @@ async def execute_task(
         415: {"description": "A body that is not `application/json`."},
     },
 )
-async def execute_task_many(
-    name: TaskName,
-    scheduler: Scheduler,
-    request: Request,
-    settings: SettingsDep,
-    body: ExecuteManyRequest,
-) -> ExecuteManyAccepted:
+async def execute_task_many(name: TaskName, request: Request, body: ExecuteManyRequest) -> Response:
     """Validate every item against the task's signature and queue one job per item, all in
     one transaction: all or nothing.
 
@@ -167,6 +167,8 @@ async def execute_task_many(
     params) returns that job's id instead of queuing another.
     """
     _definition(name)
+    scheduler: JobScheduler = request.app.state.scheduler
+    settings: Settings = request.app.state.settings
     if len(body.items) > settings.max_batch:
         raise ValidationFailedError(
             f"A batch has at most {settings.max_batch} items (TASKEXEC_MAX_BATCH); "
@@ -195,12 +197,15 @@ async def execute_task_many(
             "submit those jobs with $execute.",
             errors=unsupported,
         )
-    jobs = await scheduler.enqueue_many(
+    job_ids = await scheduler.enqueue_many(
         name,
         [(item.params, _options(item, item.idempotency_key)) for item in body.items],
-        request_id=getattr(request.state, "request_id", None),
+        request_id=request.scope.get("state", {}).get("request_id"),
     )
-    return ExecuteManyAccepted(job_ids=[job.id for job in jobs])
+    return _json(
+        ExecuteManyAccepted(job_ids=job_ids).model_dump_json().encode(),
+        status.HTTP_202_ACCEPTED,
+    )
 
 
 @router.delete("/{name}/cache", response_model=CacheForgotten, responses={404: _UNKNOWN_TASK})
@@ -218,6 +223,12 @@ async def _artifact(request: Request, artifact_id: str | None, settings: Setting
     if artifact is None:
         return None
     return shown(artifact, expose_paths=settings.expose_traceback_paths)
+
+
+def _json(content: bytes, status_code: int, headers: dict[str, str] | None = None) -> Response:
+    """The answer as built here: FastAPI passes a `Response` through, so the model is not
+    validated and serialised a second time by `response_model`."""
+    return Response(content, status_code, headers, media_type="application/json")
 
 
 def _one_key(header: str | None, field: str | None) -> str | None:

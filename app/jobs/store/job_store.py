@@ -26,7 +26,13 @@ from app.jobs.store.attempts import AttemptEnd, Recorded
 from app.jobs.store.effects import AfterCommit, Effects
 from app.jobs.store.fires import Fire, insert_fire
 from app.jobs.store.flow_methods import FlowTransitions
-from app.jobs.store.queueing import queue_in
+from app.jobs.store.queueing import JobRow, queue_in, queue_rows_in
+
+
+def _rows_of(jobs: Sequence[Job]) -> list[JobRow]:
+    for job in jobs:
+        job.event_seq = 1  # the `created` event the insert writes
+    return [rows.job_row(job) for job in jobs]
 
 
 class JobStore(FlowTransitions):
@@ -36,7 +42,7 @@ class JobStore(FlowTransitions):
     def __init__(self, database: Database, after_commit: AfterCommit | None = None) -> None:
         self.database = database
         self.after_commit = after_commit or AfterCommit(EventBus())
-        self._queue: BatchWriter[Sequence[Job], Effects] = BatchWriter(database, queue_in)
+        self._queue: BatchWriter[Sequence[JobRow], Effects] = BatchWriter(database, queue_rows_in)
 
     @property
     def bus(self) -> EventBus:
@@ -55,7 +61,17 @@ class JobStore(FlowTransitions):
             self.after_commit.defer(session, effects[0])
             return
         # Concurrent submits share transactions (group commit).
-        self.after_commit.apply(await self._queue.submit(jobs))
+        self.after_commit.apply(await self._queue.submit(_rows_of(jobs)))
+
+    async def queue_rows(self, rows: Sequence[JobRow]) -> None:
+        """`queue` for new jobs given as full rows (`queueing.new_job_row`): no ORM objects."""
+        session = ambient_session.get()
+        if session is not None:
+            async with session.begin_nested():
+                effects = await queue_rows_in(session, [rows])
+            self.after_commit.defer(session, effects[0])
+            return
+        self.after_commit.apply(await self._queue.submit(rows))
 
     async def admit(self, job: Job, plan: CachePlan | None) -> Admission:
         """Queue `job` through the result cache (a hit, a join of the matching job in flight,

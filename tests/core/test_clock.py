@@ -1,0 +1,42 @@
+"""Ids: ULIDs of the current millisecond, in creation order, in Crockford base32."""
+
+import re
+import time
+
+import ulid
+
+from app.core.clock import ULID_PATTERN, _UlidSource, new_id
+
+
+def test_an_id_is_a_ulid_of_the_current_millisecond() -> None:
+    before = time.time_ns() // 1_000_000
+    job_id = new_id()
+    after = time.time_ns() // 1_000_000
+
+    assert re.fullmatch(ULID_PATTERN, job_id)
+    assert job_id == job_id.upper()
+    parsed = ulid.from_str(job_id)
+    assert parsed.str == job_id
+    assert before <= parsed.timestamp().int <= after
+
+
+def test_ids_sort_in_creation_order_and_never_repeat() -> None:
+    ids = [new_id() for _ in range(20_000)]
+
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+
+
+def test_ids_of_one_millisecond_count_up_and_roll_into_the_next() -> None:
+    source = _UlidSource()
+    ahead = time.time_ns() // 1_000_000 + 60_000  # a millisecond the clock has not reached
+    source._start(ahead)
+    source._last_random = 2**80 - 2
+
+    last_of_ms, rolled = source.new(), source.new()
+
+    first = ulid.from_str(last_of_ms)
+    second = ulid.from_str(rolled)
+    assert (first.timestamp().int, first.randomness().int) == (ahead, 2**80 - 1)
+    assert second.timestamp().int == ahead + 1
+    assert last_of_ms < rolled
