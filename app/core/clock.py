@@ -58,6 +58,12 @@ class _UlidSource:
                     self._start(self._last_ms + 1)
             return self._prefix + _random_digits(self._last_random)
 
+    def forget(self) -> None:
+        """Draw new random bits for the next id (a forked child must not continue its
+        parent's sequence, which another child continues too)."""
+        self._lock = threading.Lock()
+        self._last_ms = 0
+
     def _start(self, ms: int) -> None:
         self._last_ms = ms
         self._last_random = int.from_bytes(os.urandom(10))
@@ -65,6 +71,7 @@ class _UlidSource:
 
 
 _ids = _UlidSource()
+os.register_at_fork(after_in_child=_ids.forget)
 
 
 def utcnow() -> datetime:

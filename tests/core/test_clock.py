@@ -1,10 +1,12 @@
 """Ids: ULIDs of the current millisecond, in creation order, in Crockford base32."""
 
+import os
 import re
 import time
 
 import ulid
 
+from app.core import clock
 from app.core.clock import ULID_PATTERN, _UlidSource, new_id
 
 
@@ -40,3 +42,21 @@ def test_ids_of_one_millisecond_count_up_and_roll_into_the_next() -> None:
     assert (first.timestamp().int, first.randomness().int) == (ahead, 2**80 - 1)
     assert second.timestamp().int == ahead + 1
     assert last_of_ms < rolled
+
+
+def test_a_forked_child_does_not_continue_its_parents_sequence() -> None:
+    new_id()
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report where its sequence stands, before making any id
+        os.close(reader)
+        os.write(writer, str(clock._ids._last_ms).encode())
+        os._exit(0)
+    os.close(writer)
+    child_last_ms = os.read(reader, 64).decode()
+    os.close(reader)
+    os.waitpid(pid, 0)
+    # The child starts afresh (new random bits for its first id), even within the parent's
+    # millisecond: two children forked together cannot make the same ids.
+    assert clock._ids._last_ms > 0
+    assert child_last_ms == "0"
