@@ -122,9 +122,16 @@ def test_a_flow_tree_goes_live_and_filters_the_jobs_list(
     try:
         browser.get(f"{server.base_url}/ui/jobs/{root}")
         # The children appear, then finish, in the same document.
-        wait_for(browser, lambda d: len(child_statuses(d)) == 3)
-        assert browser.find_element(By.ID, "child-count").text == "3"
-        assert "this job" in browser.find_element(By.ID, "job-flow").text
+        # The flow panel is swapped in place as it refreshes: read it inside the wait, which
+        # re-reads an element replaced between its lookup and its text.
+        wait_for(
+            browser,
+            lambda d: (
+                len(child_statuses(d)) == 3
+                and d.find_element(By.ID, "child-count").text == "3"
+                and "this job" in d.find_element(By.ID, "job-flow").text
+            ),
+        )
         page = browser.find_element(By.TAG_NAME, "html")
         shoot_both(browser, screenshots, "job-flow-running")
     finally:
