@@ -159,7 +159,11 @@ async def run_task(
     convert = functools.partial(to_json_result, max_bytes=bounds.max_result_bytes)
     context.artifacts = shared.artifacts  # ctx.add_artifact stores through it
     try:
-        kwargs = definition.validate_params(params)
+        # Nothing to validate for a call without parameters (the common no-argument task).
+        if params or definition.params_model.model_fields:
+            kwargs = definition.validate_params(params)
+        else:
+            kwargs = {}
         for name, wanted in definition.injected.items():
             kwargs[name] = injected.resolve(wanted)
         if definition.is_async:

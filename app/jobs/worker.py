@@ -26,13 +26,14 @@ from app.jobs.flow_host import ParentParked, WaitingParents, WorkerFlows
 from app.jobs.flow_runtime import FlowRuntime
 from app.jobs.injectables import Injectables
 from app.jobs.limits import ConcurrencyLimits
-from app.jobs.models import Job, JobStatus
+from app.jobs.models import JobStatus
 from app.jobs.outcomes import decide, not_storable_end, unstorable_reason
 from app.jobs.repository import JobRepository
 from app.jobs.results_feed import ResultsFeed
 from app.jobs.runner import ExecutorName, Outcome, error_record, run_task, runs_in_process
 from app.jobs.sink import JobEventSink, current_sink, install_log_capture
 from app.jobs.store import AfterCommit, AttemptEnd, Effects, JobStore, Recorded
+from app.jobs.store.claimed import ClaimedJob
 from app.jobs.worker_ids import is_dead_local_worker, make_worker_id
 from app.tasks.registry import Registry, TaskDefinition, TaskRegistry
 from app.workers.presence import WorkerPresence
@@ -73,7 +74,7 @@ class WorkerConfig:
 
 @dataclass
 class _Running:
-    job: Job
+    job: ClaimedJob
     context: JobContext
     definition: TaskDefinition | None
     sink: JobEventSink
@@ -123,7 +124,7 @@ class Worker:
         # Jobs holding a concurrency slot: executing, or a timed-out thread still running.
         self._running: dict[str, _Running] = {}
         # Jobs whose attempt ended and whose result is being written (still leased).
-        self._recording: dict[str, Job] = {}
+        self._recording: dict[str, ClaimedJob] = {}
         self._finishers: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         # Parents waiting for their children hold no slot (see `app.jobs.flows`).
@@ -247,7 +248,7 @@ class Worker:
             await asyncio.sleep(min(self.config.poll_interval, 1.0))
             return None
 
-    async def _claim(self, limit: int) -> list[Job]:
+    async def _claim(self, limit: int) -> list[ClaimedJob]:
         claimed, effects = await self._claims.submit(limit)
         self.store.after_commit.apply(effects)
         if self.results is not None:
@@ -256,7 +257,7 @@ class Worker:
 
     async def _claim_in(
         self, session: AsyncSession, limits: Sequence[int]
-    ) -> list[tuple[list[Job], Effects]]:
+    ) -> list[tuple[list[ClaimedJob], Effects]]:
         """Claims of this worker (one per loop turn; usually one per transaction)."""
         concurrency = ConcurrencyLimits.from_registry(self.registry, self.config.tag_limits)
         names = self.registry.names()
@@ -272,7 +273,7 @@ class Worker:
             for limit in limits
         ]
 
-    def _start(self, job: Job) -> None:
+    def _start(self, job: ClaimedJob) -> None:
         sink = JobEventSink(
             asyncio.get_running_loop(),
             functools.partial(self._write_events, job.id),

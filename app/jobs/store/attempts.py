@@ -17,8 +17,9 @@ from app.core.clock import isoformat, new_id, utcnow
 from app.db.base import JSONType, UTCDateTime
 from app.jobs.decisions import Finish, Retry, Verdict
 from app.jobs.events import EventType
-from app.jobs.models import Job, JobStatus
+from app.jobs.models import JobStatus
 from app.jobs.store import flow_ends, flows
+from app.jobs.store.claimed import JobFacts
 from app.jobs.store.effects import Effects
 from app.jobs.store.rows import (
     ARTIFACTS,
@@ -38,7 +39,7 @@ class AttemptEnd:
     """One ended attempt and what was decided about it, waiting to be written."""
 
     worker_id: str
-    job: Job
+    job: JobFacts
     verdict: Verdict
     result: Any = None  # JSON-compatible; kept in the artifact whatever the verdict
     seconds: float | None = None  # how long the attempt ran
@@ -120,7 +121,7 @@ _RETRY = (
 
 def end_job(
     writes: Writes,
-    job: Job,
+    job: JobFacts,
     finish: Finish,
     *,
     seq: int,

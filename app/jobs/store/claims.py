@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.clock import utcnow
 from app.jobs.events import EventType
 from app.jobs.limits import ConcurrencyLimits
-from app.jobs.models import Job, JobStatus
+from app.jobs.models import JobStatus
 from app.jobs.repository import JobRepository
 from app.jobs.store import flows
+from app.jobs.store.claimed import CLAIMED_COLUMNS, ClaimedJob, claim_order
 from app.jobs.store.effects import Effects
 from app.jobs.store.rows import JOBS, event_row, insert_events
 
@@ -31,7 +32,7 @@ async def claim(
     lease_seconds: float,
     limits: ConcurrencyLimits,
     task_names: Collection[str],
-) -> tuple[list[Job], Effects]:
+) -> tuple[list[ClaimedJob], Effects]:
     """Claim up to `limit` eligible jobs of `task_names`, each with its `started` event."""
     now = utcnow()
     lease_until = now + timedelta(seconds=lease_seconds)
@@ -81,13 +82,13 @@ async def _claim_limited(
     names: list[str],
     now: datetime,
     lease_until: datetime,
-) -> list[Job]:
+) -> list[ClaimedJob]:
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": LIMITED_CLAIM_LOCK}
         )
     counts = await JobRepository(session).active_counts()
-    claimed: list[Job] = []
+    claimed: list[ClaimedJob] = []
     # A few rounds: candidates skipped for a full limit make room for others further down.
     for _ in range(4):
         wanted = limit - len(claimed)
@@ -105,7 +106,7 @@ async def _claim_limited(
             claimed += await _mark_running(session, condition, worker_id, now, lease_until)
         if len(claimed) >= limit or len(candidates) < wanted * 4:
             break
-    claimed.sort(key=lambda job: (-job.priority, job.run_at, job.id))
+    claimed.sort(key=claim_order)
     return claimed
 
 
@@ -134,7 +135,7 @@ async def _mark_running(
     worker_id: str,
     now: datetime,
     lease_until: datetime,
-) -> list[Job]:
+) -> list[ClaimedJob]:
     """Start an attempt of the matching jobs; the `started` event number is taken here."""
     columns = JOBS.c
     stmt = (
@@ -148,9 +149,11 @@ async def _mark_running(
             attempts=columns.attempts + 1,
             event_seq=columns.event_seq + 1,
         )
-        .returning(*columns)
+        .returning(*CLAIMED_COLUMNS)
     )
-    # Core: the rows become plain (transient) Job objects, never tracked by a session.
-    jobs = [Job(**row._mapping) for row in await session.execute(stmt)]
-    jobs.sort(key=lambda job: (-job.priority, job.run_at, job.id))
+    # Plain values: only the columns an attempt reads, and those the claim itself set.
+    jobs = [
+        ClaimedJob(now, worker_id, lease_until, *row) for row in await session.execute(stmt)
+    ]
+    jobs.sort(key=claim_order)
     return jobs

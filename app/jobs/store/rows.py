@@ -6,7 +6,7 @@ repeat and a reader that has seen event N has seen every event before it.
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,9 @@ from app.jobs.models import (
     JobEvent,
 )
 from app.jobs.notify import EVENTS_CHANNEL
+
+if TYPE_CHECKING:
+    from app.jobs.store.claimed import JobFacts
 
 JOBS = cast(Table, Job.__table__)
 EVENTS = table_of(JobEvent)
@@ -103,7 +106,7 @@ def job_row(job: Job) -> dict[str, Any]:
 
 
 def attempt_row(
-    job: Job, status: str, worker_id: str | None, now: datetime, error: dict[str, Any] | None
+    job: "JobFacts", status: str, worker_id: str | None, now: datetime, error: dict[str, Any] | None
 ) -> dict[str, Any]:
     return {
         "job_id": job.id,
@@ -116,6 +119,6 @@ def attempt_row(
     }
 
 
-def run_record(job: Job, result: Any, error: dict[str, Any] | None) -> dict[str, Any]:
+def run_record(job: "JobFacts", result: Any, error: dict[str, Any] | None) -> dict[str, Any]:
     """The result artifact's data: exactly task_name, params, result and error."""
     return {"task_name": job.task_name, "params": job.params, "result": result, "error": error}
