@@ -207,6 +207,11 @@ class JobContext:
         """Give the context its attempt's flow calls (the worker does, before the task runs)."""
         self._flows = flows
 
+    def detach_flows(self) -> None:
+        """The attempt is over: drop its flow calls (they refer back to this context, and a
+        cycle would leave both for the cyclic garbage collector instead of freeing them)."""
+        self._flows = None
+
     def _flow_calls(self) -> FlowCalls:
         if self._flows is None:
             raise RuntimeError("flows need a job run by a worker (this context has none)")

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -39,6 +40,16 @@ from app.tasks.registry import Registry, TaskDefinition, TaskRegistry
 from app.workers.presence import WorkerPresence
 
 logger = logging.getLogger(__name__)
+
+
+def settle_heap() -> None:
+    """Once per process, when the worker starts: collect what start-up left, then move
+    every object alive (modules, registries, compiled statements) out of the cyclic
+    collector's reach. Without it each full collection walks the whole service's heap
+    again, which cost more than running the jobs themselves."""
+    if gc.get_freeze_count() == 0:
+        gc.collect()
+        gc.freeze()
 
 T = TypeVar("T")
 
@@ -168,6 +179,7 @@ class Worker:
 
     async def start(self) -> None:
         install_log_capture()
+        settle_heap()
         self._loop_task = asyncio.create_task(self._loop(), name=f"worker {self.worker_id}")
 
     def cancel_local(self, job_id: str) -> bool:
@@ -372,6 +384,7 @@ class Worker:
         finally:
             self._recording.pop(job.id, None)
             self._free(job.id)
+            running.context.detach_flows()
 
     async def _log_usage_of(self, job_id: str) -> tuple[int, int]:
         async with self.database.read_session() as session:
