@@ -31,7 +31,6 @@ from sqlalchemy.engine import make_url
 from app.artifacts.models import Artifact
 from app.core.clock import new_id, utcnow
 from app.db.database import Database
-from app.db.migrate import upgrade
 from app.jobs.limits import ConcurrencyLimits
 from app.jobs.models import Job, JobStatus
 from app.jobs.store import JobStore
@@ -61,7 +60,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-async def reset(url: str, tmp: Path) -> None:
+async def reset(url: str, tmp: Path, source: Path = ROOT) -> None:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         for suffix in ("", "-wal", "-shm"):
@@ -78,7 +77,11 @@ async def reset(url: str, tmp: Path) -> None:
             await conn.execute(f'CREATE DATABASE "{parsed.database}"')
         finally:
             await conn.close()
-    await asyncio.to_thread(upgrade, url)
+    # The schema of the checkout the workers run from (its own migrations).
+    env = {**os.environ, "TASKEXEC_DATABASE_URL": url, "PYTHONPATH": str(source)}
+    await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "app", "migrate"], env=env, cwd=tmp, check=True
+    )
 
 
 async def enqueue(database: Database, count: int) -> None:
@@ -181,7 +184,7 @@ async def claim_latency(database: Database, batch: int, rounds: int) -> list[flo
 async def run_backend(url: str, args: argparse.Namespace, tmp: Path) -> None:
     name = make_url(url).get_backend_name()
     for processes in args.processes:
-        await reset(url, tmp)
+        await reset(url, tmp, args.source)
         database = Database(url)
         try:
             await enqueue(database, args.jobs)

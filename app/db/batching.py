@@ -23,6 +23,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 WriteBatch = Callable[[AsyncSession, Sequence[T]], Awaitable[Sequence[R]]]
+# Called once per committed batch with its results (e.g. to apply their effects together).
+AfterBatch = Callable[[Sequence[R]], None]
 
 
 class _Taken(Protocol):
@@ -47,9 +49,15 @@ class _Source(Protocol):
 
 
 class _Batch(Generic[T, R]):
-    def __init__(self, write: WriteBatch[T, R], pending: list[tuple[T, "asyncio.Future[R]"]]):
+    def __init__(
+        self,
+        write: WriteBatch[T, R],
+        pending: list[tuple[T, "asyncio.Future[R]"]],
+        after: AfterBatch[R] | None,
+    ):
         self._write = write
         self._pending = pending
+        self._after = after
         self._results: Sequence[R] = ()
 
     @property
@@ -60,6 +68,11 @@ class _Batch(Generic[T, R]):
         self._results = await self._write(session, [item for item, _ in self._pending])
 
     def succeed(self) -> None:
+        if self._after is not None:
+            try:
+                self._after(self._results)
+            except Exception:
+                logger.exception("after-commit step of a batch failed")
         for (_, future), result in zip(self._pending, self._results, strict=True):
             if not future.done():
                 future.set_result(result)
@@ -70,7 +83,7 @@ class _Batch(Generic[T, R]):
                 future.set_exception(exc)
 
     def split(self) -> "list[_Taken]":
-        return [_Batch(self._write, [pair]) for pair in self._pending]
+        return [_Batch(self._write, [pair], self._after) for pair in self._pending]
 
 
 class GroupCommit:
@@ -86,9 +99,12 @@ class GroupCommit:
         self._writers: list[_Source] = []
         self._drainer: asyncio.Task[None] | None = None
 
-    def writer(self, write: WriteBatch[T, R]) -> "BatchWriter[T, R]":
-        """A typed writer whose items share this group's transactions (in creation order)."""
-        return BatchWriter(self.database, write, group=self)
+    def writer(
+        self, write: WriteBatch[T, R], *, after: AfterBatch[R] | None = None
+    ) -> "BatchWriter[T, R]":
+        """A typed writer whose items share this group's transactions (in creation order);
+        `after` runs once per committed batch, before the callers are answered."""
+        return BatchWriter(self.database, write, group=self, after=after)
 
     def _add(self, writer: _Source) -> None:
         self._writers.append(writer)
@@ -148,9 +164,11 @@ class BatchWriter(Generic[T, R]):
         *,
         max_batch: int = 256,
         group: GroupCommit | None = None,
+        after: AfterBatch[R] | None = None,
     ) -> None:
         self.database = database
         self._write = write
+        self._after = after
         self._group = group or GroupCommit(database, max_batch=max_batch)
         self._group._add(self)
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
@@ -168,4 +186,4 @@ class BatchWriter(Generic[T, R]):
             return None
         pending = self._pending[:limit]
         del self._pending[:limit]
-        return _Batch(self._write, pending)
+        return _Batch(self._write, pending, self._after)

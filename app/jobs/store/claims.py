@@ -152,8 +152,6 @@ async def _mark_running(
         .returning(*CLAIMED_COLUMNS)
     )
     # Plain values: only the columns an attempt reads, and those the claim itself set.
-    jobs = [
-        ClaimedJob(now, worker_id, lease_until, *row) for row in await session.execute(stmt)
-    ]
+    jobs = [ClaimedJob(now, worker_id, lease_until, *row) for row in await session.execute(stmt)]
     jobs.sort(key=claim_order)
     return jobs
