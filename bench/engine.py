@@ -80,7 +80,12 @@ async def reset(url: str, tmp: Path, source: Path = ROOT) -> None:
     # The schema of the checkout the workers run from (its own migrations).
     env = {**os.environ, "TASKEXEC_DATABASE_URL": url, "PYTHONPATH": str(source)}
     await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "app", "migrate"], env=env, cwd=tmp, check=True
+        subprocess.run,
+        [sys.executable, "-m", "app", "migrate"],
+        env=env,
+        cwd=tmp,
+        check=True,
+        capture_output=True,
     )
 
 

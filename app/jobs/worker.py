@@ -9,19 +9,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.core.metrics import Metrics
 from app.db.batching import GroupCommit
 from app.db.database import Database
+from app.jobs.decisions import Retry
 from app.jobs.events import EventBus
 from app.jobs.flow_host import WaitingParents, WorkerFlows
 from app.jobs.injectables import Injectables
-from app.jobs.limits import ConcurrencyLimits
 from app.jobs.results_feed import ResultsFeed
 from app.jobs.sink import install_log_capture
-from app.jobs.store import AfterCommit, Effects, JobStore, Recorded
-from app.jobs.store.claimed import ClaimedJob
+from app.jobs.store import AfterCommit, AttemptEnd, JobStore, Recorded
+from app.jobs.worker_claims import Claims
 from app.jobs.worker_config import WorkerConfig
 from app.jobs.worker_ids import make_worker_id
 from app.jobs.worker_runs import JobRuns, RunningJob
@@ -102,7 +100,6 @@ class Worker:
         # the effects of a batch of ends are applied together once it has committed.
         group = GroupCommit(database)
         ends = group.writer(JobStore.finish_in, after=self._ended)
-        self._claims = group.writer(self._claim_in)
         self._runs = JobRuns(
             worker_id=self.worker_id,
             config=config,
@@ -120,6 +117,17 @@ class Worker:
             parents=self._parents,
             flows=flows,
             wake=self._wake.set,
+        )
+        # A batch of ends also claims jobs for the slots those attempts freed.
+        self._claims = Claims(
+            worker_id=self.worker_id,
+            config=config,
+            registry=self.registry,
+            running=self._running,
+            parents=self._parents,
+            runs=self._runs,
+            group=group,
+            notify=self.notify,
         )
 
     @property
@@ -171,6 +179,7 @@ class Worker:
         self._wake.set()
         if self._loop_task is not None:
             await self._loop_task
+        await self._claims.settled()  # jobs a claim in flight takes are held like the others
         held = [*self._running.values(), *self._parents.waiting.values()]
         tasks = [r.task for r in held if r.task is not None]
         if tasks:
@@ -207,12 +216,9 @@ class Worker:
             if self.config.retention_seconds is not None and now >= next_cleanup:
                 await self._guard(self.upkeep.cleanup)
                 next_cleanup = now + self.config.retention_interval
-            free = self.config.concurrency - len(self._running)
-            # Woken parents first: their children are done, they only need a slot.
-            free -= self._parents.grant(free)
+            free = self._claims.free_slots()
             if free > 0:
-                for job in await self._guard(functools.partial(self._claim, free)) or []:
-                    self._runs.start(job)
+                await self._guard(functools.partial(self._claims.claim, free))
             timeout = min(self.config.poll_interval, max(0.0, next_heartbeat - loop.time()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
@@ -238,31 +244,12 @@ class Worker:
             await asyncio.sleep(min(self.config.poll_interval, 1.0))
             return None
 
-    async def _claim(self, limit: int) -> list[ClaimedJob]:
-        claimed, effects = await self._claims.submit(limit)
-        self.store.after_commit.apply(effects)
-        if self.results is not None:
-            self.results.jobs_started(job.id for job in claimed)
-        return claimed
-
-    async def _claim_in(
-        self, session: AsyncSession, limits: Sequence[int]
-    ) -> list[tuple[list[ClaimedJob], Effects]]:
-        """Claims of this worker (one per loop turn; usually one per transaction)."""
-        concurrency = ConcurrencyLimits.from_registry(self.registry, self.config.tag_limits)
-        names = self.registry.names()
-        return [
-            await JobStore.claim_in(
-                session,
-                worker_id=self.worker_id,
-                limit=limit,
-                lease_seconds=self.config.lease_seconds,
-                limits=concurrency,
-                task_names=names,
-            )
-            for limit in limits
-        ]
-
-    def _ended(self, batch: Sequence[Recorded]) -> None:
-        """A batch of attempts' ends committed: apply their effects together."""
+    def _ended(self, ends: Sequence[AttemptEnd], batch: Sequence[Recorded]) -> None:
+        """A batch of attempts' ends committed: apply their effects together, then tell
+        the results features (before anything a claim in the same transaction started)."""
         self.store.after_commit.apply_all(recorded.effects for recorded in batch)
+        if self.results is not None:
+            for end, recorded in zip(ends, batch, strict=True):
+                if recorded.held:
+                    retrying = isinstance(end.verdict, Retry)
+                    self.results.attempt_recorded(end.job.id, retrying=retrying)

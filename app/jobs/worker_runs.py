@@ -15,7 +15,6 @@ from app.core.logging import bind
 from app.db.batching import BatchWriter
 from app.db.database import Database
 from app.jobs.context import JobContext, ProgressUpdate
-from app.jobs.decisions import Retry
 from app.jobs.flow_host import ParentParked, WaitingParents, WorkerFlows
 from app.jobs.flow_runtime import FlowRuntime
 from app.jobs.injectables import Injectables
@@ -202,12 +201,13 @@ class JobRuns:
     async def _persist(self, end: AttemptEnd) -> None:
         """Write the attempt's end. A value the database refuses ends the job failed
         `ResultNotStorable`; a database that cannot be reached is retried until it can.
-        The group commit applies the batch's effects once it has committed."""
+        The group commit applies the batch's effects (and tells the results features) once
+        it has committed."""
         delay = 0.1
         converted = False
         while True:
             try:
-                recorded = await self.ends.submit(end)
+                await self.ends.submit(end)
             except Exception as exc:
                 reason = unstorable_reason(exc)
                 if reason is not None and not converted:
@@ -224,9 +224,6 @@ class JobRuns:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            if self.results is not None and recorded.held:
-                retrying = isinstance(end.verdict, Retry)
-                self.results.attempt_recorded(end.job.id, retrying=retrying)
             return
 
     async def _log_usage_of(self, job_id: str) -> tuple[int, int]:
