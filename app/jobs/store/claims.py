@@ -7,10 +7,11 @@ pending until a worker that has it starts).
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, select, text, update
+from sqlalchemy import ColumnElement, Integer, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
+from app.db.base import UTCDateTime
 from app.jobs.events import EventType
 from app.jobs.limits import ConcurrencyLimits
 from app.jobs.models import JobStatus
@@ -22,6 +23,33 @@ from app.jobs.store.rows import JOBS, event_row, insert_events
 
 # Serialises limited claims across workers on PostgreSQL (a transaction-scoped advisory lock).
 LIMITED_CLAIM_LOCK = 0x7A5C_E8EC
+
+
+# The claim without limits, built once: the next eligible pending jobs become running.
+_CANDIDATES = (
+    select(JOBS.c.id)
+    .where(
+        JOBS.c.status == JobStatus.PENDING,
+        JOBS.c.run_at <= bindparam("b_now", type_=UTCDateTime()),
+        JOBS.c.task_name.in_(bindparam("b_names", expanding=True)),
+    )
+    .order_by(JOBS.c.priority.desc(), JOBS.c.run_at, JOBS.c.id)
+    .limit(bindparam("b_limit", type_=Integer()))
+    .with_for_update(skip_locked=True)
+)
+_CLAIM = (
+    update(JOBS)
+    .where(JOBS.c.id.in_(_CANDIDATES.scalar_subquery()))
+    .values(
+        status=JobStatus.RUNNING,
+        worker_id=bindparam("b_worker_id"),
+        lease_expires_at=bindparam("b_lease_until", type_=UTCDateTime()),
+        started_at=bindparam("b_now", type_=UTCDateTime()),
+        attempts=JOBS.c.attempts + 1,
+        event_seq=JOBS.c.event_seq + 1,
+    )
+    .returning(*CLAIMED_COLUMNS)
+)
 
 
 async def claim(
@@ -41,19 +69,16 @@ async def claim(
         return [], effects
     names = sorted(task_names)
     if not limits.active:
-        candidates = (
-            select(JOBS.c.id)
-            .where(
-                JOBS.c.status == JobStatus.PENDING,
-                JOBS.c.run_at <= now,
-                JOBS.c.task_name.in_(names),
-            )
-            .order_by(JOBS.c.priority.desc(), JOBS.c.run_at, JOBS.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        condition = JOBS.c.id.in_(candidates.scalar_subquery())
-        jobs = await _mark_running(session, condition, worker_id, now, lease_until)
+        params = {
+            "b_now": now,
+            "b_names": names,
+            "b_limit": limit,
+            "b_worker_id": worker_id,
+            "b_lease_until": lease_until,
+        }
+        rows = await session.execute(_CLAIM, params)
+        jobs = [ClaimedJob(now, worker_id, lease_until, *row) for row in rows]
+        jobs.sort(key=claim_order)
     else:
         jobs = await _claim_limited(session, worker_id, limit, limits, names, now, lease_until)
     await insert_events(

@@ -39,6 +39,7 @@ TERMINAL = [status.value for status in TERMINAL_STATUSES]
 _NOTIFY_PAYLOAD_IDS = 250  # job ids per NOTIFY payload (PostgreSQL caps payloads at 8000 bytes)
 
 EventRow = dict[str, Any]
+_INSERT_EVENTS = insert(EVENTS)
 
 
 def event_row(job_id: str, seq: int, type_: str, data: dict[str, Any], at: datetime) -> EventRow:
@@ -49,7 +50,7 @@ async def insert_events(session: AsyncSession, rows: Sequence[EventRow]) -> None
     """Insert numbered event rows and NOTIFY other processes about their jobs."""
     if not rows:
         return
-    await session.execute(insert(EVENTS), list(rows))
+    await session.execute(_INSERT_EVENTS, list(rows))
     await notify_events(session, {row["job_id"] for row in rows})
 
 
