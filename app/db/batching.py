@@ -206,8 +206,9 @@ class BatchWriter(Generic[T, R]):
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         self._group._kick()
-        # The write goes ahead even if this caller stops waiting: accepted means written.
-        return await asyncio.shield(future)
+        # The write goes ahead even if this caller stops waiting (a cancelled future is
+        # skipped when results are handed out): accepted means written.
+        return await future
 
     def _take(self, limit: int) -> _Taken | None:
         if not self._pending:

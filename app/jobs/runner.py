@@ -116,7 +116,8 @@ class _Injected:
     """Per-run instances of the injectable types; the session is opened only if asked for."""
 
     def __init__(self, shared: Injectables, context: JobContext, session: SessionFactory) -> None:
-        self.values = shared.by_type(context)
+        self.shared = shared
+        self.context = context
         self.session_factory = session
         self.session: AsyncSession | None = None
 
@@ -127,7 +128,7 @@ class _Injected:
                 # Service writes made on the task's behalf join this session.
                 ambient_session.set(self.session)
             return self.session
-        return self.values[wanted]
+        return self.shared.by_type(self.context)[wanted]
 
 
 class JobTimeoutError(TimeoutError):

@@ -112,10 +112,16 @@ class JobRuns:
         task = asyncio.create_task(self._run(running), name=f"job {job.id}")
         running.task = task
         self.tasks[job.id] = task
-        task.add_done_callback(functools.partial(self._forget, job.id))
+        task.add_done_callback(functools.partial(self._forget, running))
 
-    def _forget(self, job_id: str, _task: "asyncio.Task[None]") -> None:
+    def _forget(self, running: RunningJob, _task: "asyncio.Task[None]") -> None:
+        """The attempt's task is done; its slot is free even if it was cancelled before it
+        started (its coroutine then never ran its own cleanup)."""
+        job_id = running.job.id
         self.tasks.pop(job_id, None)
+        self.recording.pop(job_id, None)
+        self._wake_if_freed(job_id)
+        running.context.detach_flows()
 
     def free(self, job_id: str) -> bool:
         """Give back the slot of `job_id`; whether it held one (or waited as a parent)."""
@@ -144,7 +150,6 @@ class JobRuns:
         finally:
             self.recording.pop(job.id, None)
             self._wake_if_freed(job.id)
-            running.context.detach_flows()
 
     async def _attempt(self, running: RunningJob) -> Outcome:
         job = running.job

@@ -22,5 +22,5 @@ def test_sqlite_claim_reads_the_queue_in_index_order(sqlite_database_url: str) -
     finally:
         engine.dispose()
 
-    assert any("ix_jobs_claim" in step for step in plan), plan
+    assert any("ix_jobs_claim_order" in step for step in plan), plan
     assert not any("TEMP B-TREE" in step for step in plan), plan

@@ -1,9 +1,9 @@
-"""The claim index orders priority descending on SQLite again.
+"""The claim index again orders priority descending on SQLite, under a new name.
 
 A batch table rebuild on SQLite (0005) re-created `ix_jobs_claim` from reflection, which does
 not carry `DESC`: the claim's `ORDER BY priority DESC, run_at, id` then sorted every pending
 job of the top priority in a temporary b-tree on each claim, a cost that grew with the queue.
-PostgreSQL kept the index as 0004 made it.
+`ix_jobs_claim_order` is the index 0004 meant to make, on both backends.
 
 Revision ID: 0011
 Revises: 0010
@@ -30,10 +30,10 @@ COLUMNS: list[str | sa.ColumnElement[str]] = [
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "sqlite":
-        op.drop_index("ix_jobs_claim", table_name="jobs")
-        op.create_index("ix_jobs_claim", "jobs", COLUMNS)
+    op.drop_index("ix_jobs_claim", table_name="jobs")
+    op.create_index("ix_jobs_claim_order", "jobs", COLUMNS)
 
 
 def downgrade() -> None:
-    """Nothing to undo: the index is the one 0004 meant to make."""
+    op.drop_index("ix_jobs_claim_order", table_name="jobs")
+    op.create_index("ix_jobs_claim", "jobs", COLUMNS)
