@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import bindparam, delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
@@ -106,14 +106,20 @@ async def _fan_in(
     effects.changed.append(parent_id)
 
 
+_UNFINISHED_CHILDREN = (
+    select(JOBS.c.parent_id)
+    .where(
+        JOBS.c.parent_id.in_(bindparam("b_ids", expanding=True)),
+        JOBS.c.status.not_in(TERMINAL),
+    )
+    .distinct()
+)
+
+
 async def _with_unfinished_children(session: AsyncSession, job_ids: Sequence[str]) -> list[str]:
     parents: set[str] = set()
     for chunk in chunks(job_ids):
-        rows = await session.execute(
-            select(JOBS.c.parent_id)
-            .where(JOBS.c.parent_id.in_(list(chunk)), JOBS.c.status.not_in(TERMINAL))
-            .distinct()
-        )
+        rows = await session.execute(_UNFINISHED_CHILDREN, {"b_ids": list(chunk)})
         parents |= {parent_id for (parent_id,) in rows if parent_id is not None}
     return sorted(parents)
 
