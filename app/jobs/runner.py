@@ -120,15 +120,23 @@ class _Injected:
         self.context = context
         self.session_factory = session
         self.session: AsyncSession | None = None
+        self._ambient: contextvars.Token[AsyncSession | None] | None = None
 
     def resolve(self, wanted: type[Any]) -> Any:
         if wanted is AsyncSession:
             if self.session is None:
                 self.session = self.session_factory()
                 # Service writes made on the task's behalf join this session.
-                ambient_session.set(self.session)
+                self._ambient = ambient_session.set(self.session)
             return self.session
         return self.shared.by_type(self.context)[wanted]
+
+    async def close(self) -> None:
+        """Close the task's session; later writes in this context no longer join it."""
+        if self._ambient is not None:
+            ambient_session.reset(self._ambient)
+        if self.session is not None:
+            await asyncio.shield(self.session.close())
 
 
 class JobTimeoutError(TimeoutError):
@@ -217,8 +225,7 @@ async def run_task(
     except BaseException as exc:  # sys.exit() in a task must not stop the service
         return Outcome(JobStatus.FAILED, error=error_record(exc, bounds), exception=exc)
     finally:
-        if injected.session is not None:
-            await asyncio.shield(injected.session.close())
+        await injected.close()
 
 
 def _cancelled_by_the_service() -> bool:

@@ -153,27 +153,30 @@ class JobRuns:
 
     async def _attempt(self, running: RunningJob) -> Outcome:
         job = running.job
-        # Runs in this task's own context: log records of the task go to its sink, and carry
-        # the job's ids (and the id of the request that created it).
-        current_sink.set(running.sink)
+        # Runs in this task's own context: log records of the task go to its sink (until the
+        # attempt ends), and carry the job's ids (and the id of the request that created it).
+        sink = current_sink.set(running.sink)
         bind(job_id=job.id, task_name=job.task_name, request_id=job.request_id)
-        if job.attempts > 1:
-            running.sink.counted_earlier(*await self._log_usage_of(job.id))
-        if running.definition is None:
-            # Registered when it was claimed, gone since (registries are per process).
-            exc = LookupError(f"task {job.task_name!r} is not registered in this worker")
-            return Outcome(JobStatus.FAILED, error=error_record(exc), exception=exc)
-        return await run_task(
-            running.definition,
-            job.params,
-            running.context,
-            self.injectables,
-            self.database.session,
-            self.executor,
-            timeout=job.timeout_seconds,
-            bounds=self.config.bounds,
-            default_executor=self.config.sync_executor,
-        )
+        try:
+            if job.attempts > 1:
+                running.sink.counted_earlier(*await self._log_usage_of(job.id))
+            if running.definition is None:
+                # Registered when it was claimed, gone since (registries are per process).
+                exc = LookupError(f"task {job.task_name!r} is not registered in this worker")
+                return Outcome(JobStatus.FAILED, error=error_record(exc), exception=exc)
+            return await run_task(
+                running.definition,
+                job.params,
+                running.context,
+                self.injectables,
+                self.database.session,
+                self.executor,
+                timeout=job.timeout_seconds,
+                bounds=self.config.bounds,
+                default_executor=self.config.sync_executor,
+            )
+        finally:
+            current_sink.reset(sink)
 
     async def _record(self, running: RunningJob, outcome: Outcome) -> None:
         job = running.job
