@@ -7,9 +7,11 @@ validators, routes, compiled statements) and a stream of short-lived request obj
 reference counting frees on its own. Under load, walking them cost about a fifth of the
 server's CPU per request.
 
-`settle_heap()`, called once the process is set up, moves what exists into the collector's
-permanent generation (never walked again) and makes young passes rarer. Cyclic garbage is
-still collected, only in larger steps.
+`settle_heap()`, called once the process is set up (`taskexec serve` before it serves, a
+worker when it starts), moves what exists into the collector's permanent generation (never
+walked again) and makes young passes rarer. Cyclic garbage is still collected, only in larger
+steps. Only the first call freezes: a worker starting in a process that settled already (or
+in a test process, many times) leaves the frozen set as it is.
 """
 
 import gc
@@ -19,8 +21,10 @@ YOUNG_THRESHOLD = 50_000
 
 
 def settle_heap() -> None:
-    """Freeze the start-up heap out of later collections and make young passes rarer."""
-    gc.collect()
-    gc.freeze()
+    """Freeze the start-up heap out of later collections (once per process) and make young
+    passes rarer."""
+    if gc.get_freeze_count() == 0:
+        gc.collect()
+        gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, old)

@@ -5,10 +5,14 @@ system writes a lone item at once (no added delay); a busy one commits many item
 transaction, which is what makes a single-writer database such as SQLite fast under load.
 
 Each kind of item has its own typed `BatchWriter`; writers made from one `GroupCommit` share
-its transactions (e.g. a worker's finished attempts and its next claim commit together).
+its transactions (e.g. a worker's finished attempts and its next claim commit together). A
+writer may also offer an item of its own to each transaction another writer starts (`join`):
+a worker claims jobs for the slots its finished attempts freed in the transaction that records
+those ends, instead of in a second one.
 """
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, Protocol, TypeVar
@@ -23,6 +27,19 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 WriteBatch = Callable[[AsyncSession, Sequence[T]], Awaitable[Sequence[R]]]
+# Called once per committed batch with its items and their results, in order (e.g. to apply
+# their effects together).
+AfterBatch = Callable[[Sequence[T], Sequence[R]], None]
+
+
+class Join(Protocol[T, R]):
+    """What a writer adds to transactions other writers start."""
+
+    def offer(self) -> T | None:
+        """An item to write now, or None."""
+
+    def done(self, item: T, result: "asyncio.Future[R]") -> None:
+        """The offered item was written (or failed): its future is done."""
 
 
 class _Taken(Protocol):
@@ -45,11 +62,19 @@ class _Source(Protocol):
 
     def _take(self, limit: int) -> _Taken | None: ...
 
+    def _offer(self) -> _Taken | None: ...
+
 
 class _Batch(Generic[T, R]):
-    def __init__(self, write: WriteBatch[T, R], pending: list[tuple[T, "asyncio.Future[R]"]]):
+    def __init__(
+        self,
+        write: WriteBatch[T, R],
+        pending: list[tuple[T, "asyncio.Future[R]"]],
+        after: AfterBatch[T, R] | None,
+    ):
         self._write = write
         self._pending = pending
+        self._after = after
         self._results: Sequence[R] = ()
 
     @property
@@ -60,6 +85,11 @@ class _Batch(Generic[T, R]):
         self._results = await self._write(session, [item for item, _ in self._pending])
 
     def succeed(self) -> None:
+        if self._after is not None:
+            try:
+                self._after([item for item, _ in self._pending], self._results)
+            except Exception:
+                logger.exception("after-commit step of a batch failed")
         for (_, future), result in zip(self._pending, self._results, strict=True):
             if not future.done():
                 future.set_result(result)
@@ -70,7 +100,7 @@ class _Batch(Generic[T, R]):
                 future.set_exception(exc)
 
     def split(self) -> "list[_Taken]":
-        return [_Batch(self._write, [pair]) for pair in self._pending]
+        return [_Batch(self._write, [pair], self._after) for pair in self._pending]
 
 
 class GroupCommit:
@@ -86,9 +116,17 @@ class GroupCommit:
         self._writers: list[_Source] = []
         self._drainer: asyncio.Task[None] | None = None
 
-    def writer(self, write: WriteBatch[T, R]) -> "BatchWriter[T, R]":
-        """A typed writer whose items share this group's transactions (in creation order)."""
-        return BatchWriter(self.database, write, group=self)
+    def writer(
+        self,
+        write: WriteBatch[T, R],
+        *,
+        after: AfterBatch[T, R] | None = None,
+        join: Join[T, R] | None = None,
+    ) -> "BatchWriter[T, R]":
+        """A typed writer whose items share this group's transactions (in creation order);
+        `after` runs once per committed batch, before the callers are answered; `join` is
+        asked for an item whenever another writer's items start a transaction."""
+        return BatchWriter(self.database, write, group=self, after=after, join=join)
 
     def _add(self, writer: _Source) -> None:
         self._writers.append(writer)
@@ -99,15 +137,19 @@ class GroupCommit:
 
     def _take(self) -> list[_Taken]:
         room = self._max_batch
-        taken: list[_Taken] = []
-        for writer in self._writers:
+        taken: dict[int, _Taken] = {}
+        for index, writer in enumerate(self._writers):
             if room <= 0:
                 break
             batch = writer._take(room)
             if batch is not None:
-                taken.append(batch)
+                taken[index] = batch
                 room -= batch.size
-        return taken
+        if taken:
+            for index, writer in enumerate(self._writers):
+                if index not in taken and (offered := writer._offer()) is not None:
+                    taken[index] = offered
+        return [taken[index] for index in sorted(taken)]
 
     async def _drain(self) -> None:
         while taken := self._take():
@@ -148,9 +190,13 @@ class BatchWriter(Generic[T, R]):
         *,
         max_batch: int = 256,
         group: GroupCommit | None = None,
+        after: AfterBatch[T, R] | None = None,
+        join: Join[T, R] | None = None,
     ) -> None:
         self.database = database
         self._write = write
+        self._after = after
+        self._join = join
         self._group = group or GroupCommit(database, max_batch=max_batch)
         self._group._add(self)
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
@@ -160,12 +206,23 @@ class BatchWriter(Generic[T, R]):
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         self._group._kick()
-        # The write goes ahead even if this caller stops waiting: accepted means written.
-        return await asyncio.shield(future)
+        # The write goes ahead even if this caller stops waiting (a cancelled future is
+        # skipped when results are handed out): accepted means written.
+        return await future
 
     def _take(self, limit: int) -> _Taken | None:
         if not self._pending:
             return None
         pending = self._pending[:limit]
         del self._pending[:limit]
-        return _Batch(self._write, pending)
+        return _Batch(self._write, pending, self._after)
+
+    def _offer(self) -> _Taken | None:
+        if self._join is None or self._pending:
+            return None
+        item = self._join.offer()
+        if item is None:
+            return None
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(functools.partial(self._join.done, item))
+        return _Batch(self._write, [(item, future)], self._after)

@@ -1,8 +1,8 @@
 """`JobContext`: what a running task knows about its own job."""
 
 import asyncio
+import functools
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -70,25 +70,30 @@ class JobContext:
         self.params = params
         # The fire time (UTC) when a schedule made this job; None for other jobs.
         self.scheduled_for = scheduled_for
-        self.logger = logging.LoggerAdapter(
-            logging.getLogger(f"taskexec.task.{task_name}"),
-            {"job_id": job_id, "task_name": task_name, "attempt": attempt},
-        )
-        self._cancel = threading.Event()
+        # Set once, read from any thread (a bool is enough under the GIL; nothing waits on it).
+        self._cancel = False
         self._on_progress = on_progress
         # Named artifacts: set by the runner; the loop serves `add_artifact_sync` from threads.
         self.artifacts: ArtifactWriter | None = None
         self._loop = _running_loop()
         self._flows = flows
 
+    @functools.cached_property
+    def logger(self) -> "logging.LoggerAdapter[logging.Logger]":
+        """The task's logger: its lines carry the job's ids and are stored with the job."""
+        return logging.LoggerAdapter(
+            logging.getLogger(f"taskexec.task.{self.task_name}"),
+            {"job_id": self.job_id, "task_name": self.task_name, "attempt": self.attempt},
+        )
+
     @property
     def cancel_requested(self) -> bool:
         """True once someone asked to cancel this job; long sync tasks should check it."""
-        return self._cancel.is_set()
+        return self._cancel
 
     def raise_if_cancelled(self) -> None:
         """Raise `JobCancelledError` if cancellation was requested (ends the job `canceled`)."""
-        if self._cancel.is_set():
+        if self._cancel:
             raise JobCancelledError(f"job {self.job_id} was canceled")
 
     def progress(
@@ -109,7 +114,7 @@ class JobContext:
             self._on_progress(ProgressUpdate(None, f"{count} items", count, item))
 
     def request_cancel(self) -> None:
-        self._cancel.set()
+        self._cancel = True
 
     async def add_artifact(
         self,
@@ -201,6 +206,11 @@ class JobContext:
     def bind_flows(self, flows: FlowCalls) -> None:
         """Give the context its attempt's flow calls (the worker does, before the task runs)."""
         self._flows = flows
+
+    def detach_flows(self) -> None:
+        """The attempt is over: drop its flow calls (they refer back to this context, and a
+        cycle would leave both for the cyclic garbage collector instead of freeing them)."""
+        self._flows = None
 
     def _flow_calls(self) -> FlowCalls:
         if self._flows is None:

@@ -22,6 +22,7 @@ from app.jobs.flow_runtime import FlowRuntime, ParentRef
 from app.jobs.models import Job
 from app.jobs.scheduler import JobScheduler
 from app.jobs.store import JobStore
+from app.jobs.store.claimed import ClaimedJob
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class WorkerFlows:
     def bus(self) -> EventBus:
         return self.store.bus
 
-    def runtime_for(self, job: Job, context: JobContext) -> FlowRuntime:
+    def runtime_for(self, job: ClaimedJob, context: JobContext) -> FlowRuntime:
         parent = ParentRef(job.id, job.root_id or job.id, self.max_children)
         host = _ParentHost(self, context)
         return FlowRuntime(parent, host, asyncio.get_running_loop())

@@ -127,7 +127,7 @@ class JobAttempt(Base):
 
 # The claim query walks this index: eligible pending jobs, highest priority first, then oldest;
 # it carries the task name so a worker skips tasks it lacks without reading the rows.
-Index("ix_jobs_claim", Job.status, Job.priority.desc(), Job.run_at, Job.id, Job.task_name)
+Index("ix_jobs_claim_order", Job.status, Job.priority.desc(), Job.run_at, Job.id, Job.task_name)
 # The job list filtered by status, newest first (and its bounded count).
 Index("ix_jobs_status_id", Job.status, Job.id)
 

@@ -14,9 +14,10 @@ from app.jobs.decisions import (
     decide_attempt,
     not_storable,
 )
-from app.jobs.models import Job, JobStatus
+from app.jobs.models import JobStatus
 from app.jobs.runner import Outcome
 from app.jobs.store import AttemptEnd
+from app.jobs.store.claimed import ClaimedJob
 from app.tasks.registry import TaskDefinition
 
 # SQLSTATE classes of errors about the values written: 22 data exception (e.g. 22P05, a NUL
@@ -32,7 +33,7 @@ def retry_policy(definition: TaskDefinition | None) -> RetryPolicy | None:
 
 
 def decide(
-    job: Job,
+    job: ClaimedJob,
     definition: TaskDefinition | None,
     outcome: Outcome,
     *,

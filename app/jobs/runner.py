@@ -116,18 +116,27 @@ class _Injected:
     """Per-run instances of the injectable types; the session is opened only if asked for."""
 
     def __init__(self, shared: Injectables, context: JobContext, session: SessionFactory) -> None:
-        self.values = shared.by_type(context)
+        self.shared = shared
+        self.context = context
         self.session_factory = session
         self.session: AsyncSession | None = None
+        self._ambient: contextvars.Token[AsyncSession | None] | None = None
 
     def resolve(self, wanted: type[Any]) -> Any:
         if wanted is AsyncSession:
             if self.session is None:
                 self.session = self.session_factory()
                 # Service writes made on the task's behalf join this session.
-                ambient_session.set(self.session)
+                self._ambient = ambient_session.set(self.session)
             return self.session
-        return self.values[wanted]
+        return self.shared.by_type(self.context)[wanted]
+
+    async def close(self) -> None:
+        """Close the task's session; later writes in this context no longer join it."""
+        if self._ambient is not None:
+            ambient_session.reset(self._ambient)
+        if self.session is not None:
+            await asyncio.shield(self.session.close())
 
 
 class JobTimeoutError(TimeoutError):
@@ -159,7 +168,11 @@ async def run_task(
     convert = functools.partial(to_json_result, max_bytes=bounds.max_result_bytes)
     context.artifacts = shared.artifacts  # ctx.add_artifact stores through it
     try:
-        kwargs = definition.validate_params(params)
+        # Nothing to validate for a call without parameters (the common no-argument task).
+        if params or definition.params_model.model_fields:
+            kwargs = definition.validate_params(params)
+        else:
+            kwargs = {}
         for name, wanted in definition.injected.items():
             kwargs[name] = injected.resolve(wanted)
         if definition.is_async:
@@ -212,8 +225,7 @@ async def run_task(
     except BaseException as exc:  # sys.exit() in a task must not stop the service
         return Outcome(JobStatus.FAILED, error=error_record(exc, bounds), exception=exc)
     finally:
-        if injected.session is not None:
-            await asyncio.shield(injected.session.close())
+        await injected.close()
 
 
 def _cancelled_by_the_service() -> bool:

@@ -13,6 +13,7 @@ from app.db.database import Database
 from app.jobs.limits import ConcurrencyLimits
 from app.jobs.models import Job, JobStatus
 from app.jobs.store import JobStore
+from app.jobs.store.claimed import ClaimedJob
 from app.tasks.registry import TaskRegistry
 from tests.conftest import ClientFactory
 from tests.helpers import wait_for_job
@@ -156,7 +157,7 @@ async def _insert_pending(database: Database, names: list[str]) -> list[Job]:
     return jobs
 
 
-async def _claim(database: Database, limits: ConcurrencyLimits, limit: int) -> list[Job]:
+async def _claim(database: Database, limits: ConcurrencyLimits, limit: int) -> list[ClaimedJob]:
     async with database.transaction() as session:
         jobs, _ = await JobStore.claim_in(
             session,

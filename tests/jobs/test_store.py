@@ -16,6 +16,7 @@ from app.jobs.events import EventBus
 from app.jobs.limits import ConcurrencyLimits
 from app.jobs.models import Job, JobAttempt, JobEvent, JobStatus
 from app.jobs.store import AfterCommit, AttemptEnd, JobStore
+from app.jobs.store.claimed import ClaimedJob
 from tests.jobs.helpers import ago, count_jobs, fetch_job, insert_job, later, make_job
 
 WORKER = "host-a:100:aaaaaa"
@@ -41,7 +42,7 @@ async def claim(
     limit: int = 10,
     lease_seconds: float = 30,
     tasks: tuple[str, ...] = TASKS,
-) -> list[Job]:
+) -> list[ClaimedJob]:
     async with db.transaction() as session:
         jobs, _ = await JobStore.claim_in(
             session,

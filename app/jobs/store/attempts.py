@@ -17,8 +17,9 @@ from app.core.clock import isoformat, new_id, utcnow
 from app.db.base import JSONType, UTCDateTime
 from app.jobs.decisions import Finish, Retry, Verdict
 from app.jobs.events import EventType
-from app.jobs.models import Job, JobStatus
+from app.jobs.models import JobStatus
 from app.jobs.store import flow_ends, flows
+from app.jobs.store.claimed import JobFacts
 from app.jobs.store.effects import Effects
 from app.jobs.store.rows import (
     ARTIFACTS,
@@ -38,7 +39,7 @@ class AttemptEnd:
     """One ended attempt and what was decided about it, waiting to be written."""
 
     worker_id: str
-    job: Job
+    job: JobFacts
     verdict: Verdict
     result: Any = None  # JSON-compatible; kept in the artifact whatever the verdict
     seconds: float | None = None  # how long the attempt ran
@@ -57,12 +58,21 @@ async def held_by(session: AsyncSession, worker_id: str, job_ids: Sequence[str])
     are locked until the transaction ends."""
     if not job_ids:
         return {}
-    rows = await session.execute(
-        select(JOBS.c.id, JOBS.c.event_seq)
-        .where(JOBS.c.id.in_(job_ids), JOBS.c.worker_id == worker_id, JOBS.c.status.in_(LEASED))
-        .with_for_update()
-    )
+    rows = await session.execute(_HELD, {"b_ids": list(job_ids), "b_worker_id": worker_id})
     return {job_id: event_seq for job_id, event_seq in rows}
+
+
+_HELD = (
+    select(JOBS.c.id, JOBS.c.event_seq)
+    .where(
+        JOBS.c.id.in_(bindparam("b_ids", expanding=True)),
+        JOBS.c.worker_id == bindparam("b_worker_id"),
+        JOBS.c.status.in_(LEASED),
+    )
+    .with_for_update()
+)
+_INSERT_ATTEMPTS = insert(ATTEMPTS)
+_INSERT_ARTIFACTS = insert(ARTIFACTS)
 
 
 class Writes:
@@ -83,9 +93,9 @@ class Writes:
         if self.retries:
             await session.execute(_RETRY, self.retries)
         if self.attempts:
-            await session.execute(insert(ATTEMPTS), self.attempts)
+            await session.execute(_INSERT_ATTEMPTS, self.attempts)
         if self.artifacts:
-            await session.execute(insert(ARTIFACTS), self.artifacts)
+            await session.execute(_INSERT_ARTIFACTS, self.artifacts)
         await insert_events(session, self.events)
         return await flow_ends.after_ends(session, self.ended)
 
@@ -120,7 +130,7 @@ _RETRY = (
 
 def end_job(
     writes: Writes,
-    job: Job,
+    job: JobFacts,
     finish: Finish,
     *,
     seq: int,

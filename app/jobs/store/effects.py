@@ -6,6 +6,8 @@ for a change made inside a caller's session). A rolled-back change leaves no tra
 """
 
 import logging
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -85,8 +87,8 @@ class AfterCommit:
         if self.metrics is not None:
             for _, task_name in effects.queued:
                 self.metrics.jobs_submitted.labels(task_name).inc()
-            for task_name, status in effects.finished:
-                self.metrics.jobs_finished.labels(task_name, status).inc()
+            for (task_name, status), count in Counter(effects.finished).items():
+                self.metrics.jobs_finished.labels(task_name, status).inc(count)
             for task_name, seconds in effects.attempt_seconds:
                 self.metrics.attempt_seconds.labels(task_name).observe(seconds)
         if logger.isEnabledFor(logging.INFO):
@@ -94,6 +96,13 @@ class AfterCommit:
                 logger.info("job queued", extra={"job_id": job_id, "task_name": task_name})
         for line in effects.logs:
             logger.log(line.level, line.message, extra=line.extra)
+
+    def apply_all(self, batch: Iterable[Effects]) -> None:
+        """Run the effects of a committed batch of changes together."""
+        merged = Effects()
+        for effects in batch:
+            merged.merge(effects)
+        self.apply(merged)
 
     def defer(self, session: AsyncSession, effects: Effects) -> None:
         """Apply `effects` when `session`'s transaction commits; drop them if it rolls back."""

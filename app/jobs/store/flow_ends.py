@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, delete, exists, func, select, update
+from sqlalchemy import bindparam, case, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
@@ -112,19 +112,21 @@ async def _fan_in(
     effects.changed.append(parent_id)
 
 
+_CHILDREN_OF = (
+    select(JOBS.c.parent_id, func.max(case((JOBS.c.status.in_(TERMINAL), 0), else_=1)))
+    .where(JOBS.c.parent_id.in_(bindparam("b_ids", expanding=True)))
+    .group_by(JOBS.c.parent_id)
+)
+
+
 async def _children_of_ended(
     session: AsyncSession, job_ids: Sequence[str]
 ) -> tuple[set[str], list[str]]:
     """Which of `job_ids` have children, and (sorted) which have unfinished ones."""
     parents: set[str] = set()
     unfinished: set[str] = set()
-    running = case((JOBS.c.status.in_(TERMINAL), 0), else_=1)
     for chunk in chunks(job_ids):
-        rows = await session.execute(
-            select(JOBS.c.parent_id, func.max(running))
-            .where(JOBS.c.parent_id.in_(list(chunk)))
-            .group_by(JOBS.c.parent_id)
-        )
+        rows = await session.execute(_CHILDREN_OF, {"b_ids": list(chunk)})
         for parent_id, any_running in rows:
             parents.add(parent_id)
             if any_running:

@@ -27,6 +27,7 @@ from app.jobs.flow_decisions import (
     child_event,
 )
 from app.jobs.models import Job, JobStatus, JobWait
+from app.jobs.store.claimed import ClaimedJob, JobFacts
 from app.jobs.store.effects import Effects
 from app.jobs.store.queueing import queued_effects, record_created
 from app.jobs.store.rows import (
@@ -61,7 +62,7 @@ class Ended:
     artifact_id: str | None = None
 
     @classmethod
-    def of(cls, job: Job, status: JobStatus, error: Any, artifact_id: str | None) -> "Ended":
+    def of(cls, job: JobFacts, status: JobStatus, error: Any, artifact_id: str | None) -> "Ended":
         return cls(
             job.id,
             job.task_name,
@@ -248,7 +249,7 @@ async def root_events(session: AsyncSession, facts: Sequence[ChildFacts], effect
             effects.changed.append(root_id)
 
 
-async def children_started(session: AsyncSession, jobs: Sequence[Job]) -> Effects:
+async def children_started(session: AsyncSession, jobs: Sequence[ClaimedJob]) -> Effects:
     """`child_started` on the roots of claimed children (in the claim's transaction)."""
     effects = Effects()
     facts = [

@@ -23,6 +23,7 @@ from app.jobs.limits import ConcurrencyLimits
 from app.jobs.models import Job
 from app.jobs.store import attempts, cached, claims, flow_ends, lifecycle, rows
 from app.jobs.store.attempts import AttemptEnd, Recorded
+from app.jobs.store.claimed import ClaimedJob
 from app.jobs.store.effects import AfterCommit, Effects
 from app.jobs.store.fires import Fire, insert_fire
 from app.jobs.store.flow_methods import FlowTransitions
@@ -100,7 +101,7 @@ class JobStore(FlowTransitions):
         lease_seconds: float,
         limits: ConcurrencyLimits,
         task_names: Collection[str],
-    ) -> tuple[list[Job], Effects]:
+    ) -> tuple[list[ClaimedJob], Effects]:
         """Mark up to `limit` eligible pending jobs of `task_names` running for `worker_id`
         (highest priority, then earliest `run_at`, then oldest), within every limit."""
         return await claims.claim(

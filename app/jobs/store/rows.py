@@ -6,7 +6,7 @@ repeat and a reader that has seen event N has seen every event before it.
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +24,9 @@ from app.jobs.models import (
 )
 from app.jobs.notify import EVENTS_CHANNEL
 
+if TYPE_CHECKING:
+    from app.jobs.store.claimed import JobFacts
+
 JOBS = cast(Table, Job.__table__)
 EVENTS = table_of(JobEvent)
 ATTEMPTS = table_of(JobAttempt)
@@ -36,6 +39,7 @@ TERMINAL = [status.value for status in TERMINAL_STATUSES]
 _NOTIFY_PAYLOAD_IDS = 250  # job ids per NOTIFY payload (PostgreSQL caps payloads at 8000 bytes)
 
 EventRow = dict[str, Any]
+_INSERT_EVENTS = insert(EVENTS)
 
 
 def event_row(job_id: str, seq: int, type_: str, data: dict[str, Any], at: datetime) -> EventRow:
@@ -46,7 +50,7 @@ async def insert_events(session: AsyncSession, rows: Sequence[EventRow]) -> None
     """Insert numbered event rows and NOTIFY other processes about their jobs."""
     if not rows:
         return
-    await session.execute(insert(EVENTS), list(rows))
+    await session.execute(_INSERT_EVENTS, list(rows))
     await notify_events(session, {row["job_id"] for row in rows})
 
 
@@ -103,7 +107,7 @@ def job_row(job: Job) -> dict[str, Any]:
 
 
 def attempt_row(
-    job: Job, status: str, worker_id: str | None, now: datetime, error: dict[str, Any] | None
+    job: "JobFacts", status: str, worker_id: str | None, now: datetime, error: dict[str, Any] | None
 ) -> dict[str, Any]:
     return {
         "job_id": job.id,
@@ -116,6 +120,6 @@ def attempt_row(
     }
 
 
-def run_record(job: Job, result: Any, error: dict[str, Any] | None) -> dict[str, Any]:
+def run_record(job: "JobFacts", result: Any, error: dict[str, Any] | None) -> dict[str, Any]:
     """The result artifact's data: exactly task_name, params, result and error."""
     return {"task_name": job.task_name, "params": job.params, "result": result, "error": error}
