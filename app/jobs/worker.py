@@ -10,7 +10,6 @@ from typing import TypeVar
 
 from app.core.heap import settle_heap
 from app.core.metrics import Metrics
-from app.db.batching import GroupCommit
 from app.db.database import Database
 from app.jobs.decisions import Retry
 from app.jobs.events import EventBus
@@ -86,9 +85,10 @@ class Worker:
         )
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
-        # Finished attempts and new claims share transactions (group commit), ends first;
-        # the effects of a batch of ends are applied together once it has committed.
-        group = GroupCommit(database)
+        # Submits, finished attempts and new claims share the store's transactions (group
+        # commit), in that order; the effects of a batch of ends are applied together once it
+        # has committed.
+        group = self.store.group
         ends = group.writer(JobStore.finish_in, after=self._ended)
         self._runs = JobRuns(
             worker_id=self.worker_id,

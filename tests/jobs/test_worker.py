@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.artifacts.manager import ArtifactManager
@@ -18,8 +18,10 @@ from app.artifacts.models import Artifact
 from app.core.clock import new_id, utcnow
 from app.db.database import Database
 from app.jobs.context import JobContext
+from app.jobs.injectables import Injectables
 from app.jobs.models import Job, JobStatus
 from app.jobs.scheduler import JobScheduler
+from app.jobs.worker import Worker, WorkerConfig
 from app.tasks.registry import Registry, TaskRegistry
 from tests.conftest import ClientFactory
 from tests.helpers import apoll_until
@@ -1138,3 +1140,52 @@ async def test_two_workers_in_one_process_leave_each_others_jobs_alone(
 
     assert finished.status == JobStatus.COMPLETED
     assert finished.attempts == 1
+
+
+async def test_an_idle_worker_claims_in_the_transaction_that_queues_the_job(
+    database: Database, registry: type[TaskRegistry]
+) -> None:
+    """The service's worker shares its store's group commit with submits: a job queued while
+    the worker has free slots is claimed in its own insert's transaction, not one later."""
+
+    @registry.register("idle_noop")
+    async def idle_noop() -> int:
+        return 1
+
+    scheduler = JobScheduler(database, max_concurrency=2, registry=registry.default())
+    worker = Worker(
+        database,
+        WorkerConfig(concurrency=2, poll_interval=30.0),
+        injectables=Injectables(database, ArtifactManager(database), scheduler),
+        registry=registry.default(),
+        store=scheduler.store,
+    )
+    scheduler.worker = worker
+    open_transactions: dict[int, list[str]] = {}  # by connection
+    transactions: list[list[str]] = []
+
+    def statement(conn: Any, *args: Any) -> None:
+        text = " ".join(str(args[1]).split())[:40].upper()
+        open_transactions.setdefault(id(conn), []).append(text)
+
+    def commit(conn: Any) -> None:
+        transactions.append(open_transactions.pop(id(conn), []))
+
+    engine = database.engine.sync_engine
+    await worker.start()
+    try:
+        await worker._claims.settled()  # the start-up claim (nothing to claim) is over
+        event.listen(engine, "before_cursor_execute", statement)
+        event.listen(engine, "commit", commit)
+        try:
+            receipt = await scheduler.accept("idle_noop", {})
+            await wait_for_terminal(database, receipt.job_id)
+        finally:
+            event.remove(engine, "before_cursor_execute", statement)
+            event.remove(engine, "commit", commit)
+    finally:
+        await worker.stop()
+
+    [queued] = [t for t in transactions if any(s.startswith("INSERT INTO JOBS") for s in t)]
+    inserted = next(i for i, s in enumerate(queued) if s.startswith("INSERT INTO JOBS"))
+    assert any(s.startswith("UPDATE JOBS SET STATUS") for s in queued[inserted:]), queued

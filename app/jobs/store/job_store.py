@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
-from app.db.batching import BatchWriter
+from app.db.batching import BatchWriter, GroupCommit
 from app.db.database import Database, ambient_session
 from app.jobs.cache import Admission, CachePlan
 from app.jobs.context import ProgressUpdate
@@ -43,7 +43,11 @@ class JobStore(FlowTransitions):
     def __init__(self, database: Database, after_commit: AfterCommit | None = None) -> None:
         self.database = database
         self.after_commit = after_commit or AfterCommit(EventBus())
-        self._queue: BatchWriter[Sequence[JobRow], Effects] = BatchWriter(database, queue_rows_in)
+        # One group commit for the process's writes of job state: the worker's ends and
+        # claims (see `Worker`) share transactions with submits, so an idle worker's claim
+        # rides in the transaction that queues the job, right after its insert.
+        self.group = GroupCommit(database)
+        self._queue: BatchWriter[Sequence[JobRow], Effects] = self.group.writer(queue_rows_in)
 
     @property
     def bus(self) -> EventBus:
