@@ -16,7 +16,7 @@ from app.jobs.store import JobStore
 from app.jobs.store.claimed import ClaimedJob
 from app.tasks.registry import TaskRegistry
 from tests.conftest import ClientFactory
-from tests.helpers import wait_for_job
+from tests.helpers import apoll_until, wait_for_job
 
 WAIT = 10.0
 
@@ -36,14 +36,6 @@ class Gauge:
 
     def leave(self) -> None:
         self.current -= 1
-
-
-async def _until(check: Callable[[], bool], what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while not check():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 async def _submit(client: httpx.AsyncClient, task: str) -> str:
@@ -201,8 +193,10 @@ async def test_task_limit_holds_while_other_tasks_run_alongside(
             ids += [await _submit(client, "free") for _ in range(3)]
             # The free jobs were queued after every limited one: once they run, the claim has
             # seen all the limited jobs and taken only as many as the limit allows.
-            await _until(lambda: free.current == 3, "the free tasks to run")
-            await _until(lambda: limited.current == 2, "two limited tasks to run")
+            await apoll_until(lambda: free.current == 3, within=WAIT, what="the free tasks to run")
+            await apoll_until(
+                lambda: limited.current == 2, within=WAIT, what="two limited tasks to run"
+            )
             assert await _count(client, "pending", "limited") == 3
             assert await _count(client, "running", "limited") == 2
         finally:
@@ -228,8 +222,10 @@ async def test_tag_limit_applies_across_tasks(
         try:
             ids = [await _submit(client, task) for task in ("train", "render", "train", "render")]
             ids += [await _submit(client, "crunch") for _ in range(2)]
-            await _until(lambda: cpu.current == 2, "the untagged-by-gpu tasks to run")
-            await _until(lambda: gpu.current == 1, "one gpu task to run")
+            await apoll_until(
+                lambda: cpu.current == 2, within=WAIT, what="the untagged-by-gpu tasks to run"
+            )
+            await apoll_until(lambda: gpu.current == 1, within=WAIT, what="one gpu task to run")
             pending = await _count(client, "pending", "train")
             pending += await _count(client, "pending", "render")
             assert pending == 3

@@ -15,7 +15,7 @@ from app.jobs.context import JobContext
 from app.jobs.process import run_in_process
 from app.tasks.registry import TaskRegistry
 from tests.conftest import ClientFactory
-from tests.helpers import execute, wait_for_job
+from tests.helpers import apoll_until, execute, wait_for_job
 from tests.jobs import process_tasks
 
 # A spawned child imports the app package before it runs anything: that takes seconds on a
@@ -35,14 +35,16 @@ async def _artifact(client: httpx.AsyncClient, artifact_id: str) -> dict[str, An
 
 async def _read_pid(pid_file: Path, job_id: str | None, client: httpx.AsyncClient | None) -> int:
     """The child's pid once it has written it; fail if the job ends first or it takes too long."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + CHILD_START_SECONDS
-    while not pid_file.exists():  # noqa: ASYNC240 - one stat per poll
+
+    async def written() -> bool:
+        if pid_file.exists():  # noqa: ASYNC240 - one stat per poll
+            return True
         if client is not None:
             job = (await client.get(f"/api/v1/jobs/{job_id}")).json()
             assert job["status"] in {"pending", "running"}, (job["status"], job["error"])
-        assert loop.time() < deadline, "the child process never wrote its pid"
-        await asyncio.sleep(0.02)
+        return False
+
+    await apoll_until(written, within=CHILD_START_SECONDS, what="the child process's pid file")
     return int(pid_file.read_text())  # noqa: ASYNC240 - a few bytes
 
 
@@ -57,17 +59,15 @@ def _is_zombie(pid: int) -> bool:
 
 async def _assert_process_gone(pid: int, within: float = 5.0, *, reaped: bool = True) -> None:
     """Wait until the process no longer exists (or, unless `reaped`, is at least dead)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
+
+    def gone() -> bool:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            return
-        if not reaped and _is_zombie(pid):
-            return
-        assert loop.time() < deadline, f"process {pid} still exists"
-        await asyncio.sleep(0.02)
+            return True
+        return not reaped and _is_zombie(pid)
+
+    await apoll_until(gone, within=within, what=f"process {pid} to be gone")
 
 
 def test_process_executor_is_shown_in_the_task_options(registry: type[TaskRegistry]) -> None:

@@ -13,7 +13,7 @@ from app.core.clock import new_id
 from app.db.database import Database
 from app.jobs.notify import PostgresListener, notify_cancel, notify_new_jobs
 from tests.conftest import asyncpg_dsn
-from tests.helpers import wait_job_sync, wait_status_sync
+from tests.helpers import apoll_until, wait_job_sync, wait_status_sync
 from tests.postgres.conftest import Processes
 
 pytestmark = pytest.mark.postgres
@@ -67,14 +67,12 @@ async def listening_backends(url: str) -> list[int]:
 async def wait_for_one_new_backend(url: str, *, old: int) -> None:
     """Wait until the only listening backend is a new one (the old one may take a moment to
     leave `pg_stat_activity`)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while True:
+
+    async def replaced() -> bool:
         backends = await listening_backends(url)
-        if len(backends) == 1 and backends != [old]:
-            return
-        assert loop.time() < deadline, f"listening backends {backends}, the old one was {old}"
-        await asyncio.sleep(0.05)
+        return len(backends) == 1 and backends != [old]
+
+    await apoll_until(replaced, within=WAIT, what=f"one listening backend other than {old}")
 
 
 async def terminate(url: str, pid: int) -> None:
