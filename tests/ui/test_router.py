@@ -6,11 +6,13 @@ import httpx
 import pytest
 from fastapi import APIRouter
 
+from app.jobs.context import JobContext
 from app.main import create_app
 from app.service.builder import ServiceBuilder
 from app.service.schemas import ServiceInfo
+from app.tasks.registry import TaskRegistry
 from tests.conftest import make_settings, running_client
-from tests.helpers import TERMINAL_STATUSES, run_to_end, wait_for_job
+from tests.helpers import TERMINAL_STATUSES, get_json, run_to_end, wait_for_job
 from tests.ui.helpers import UiClient, token
 
 KEY = "dashboard-test-key"
@@ -120,6 +122,33 @@ async def test_the_stream_renders_each_event_and_ends(client: httpx.AsyncClient)
     assert ids == sorted(ids, key=int)
     resumed = await client.get(f"/ui/jobs/{job['id']}/stream", headers={"Last-Event-ID": ids[-1]})
     assert re.findall(r"^event: (\w+)$", resumed.text, flags=re.M) == ["end"]
+
+
+async def test_the_stream_turns_child_events_into_flow_panel_reloads(
+    ui_client: UiClient, registry: type[TaskRegistry]
+) -> None:
+    @registry.register("square")
+    def square(n: int) -> int:
+        return n * n
+
+    @registry.register("squares")
+    async def squares(count: int, ctx: JobContext) -> int:
+        return sum(await ctx.gather(*ctx.map("square", [{"n": n} for n in range(count)])))
+
+    async with ui_client() as client:
+        job = await run_to_end(client, "squares", {"count": 3})
+        assert (job["status"], job["result"] is not None) == ("completed", True)
+        recorded = await get_json(client, f"/api/v1/jobs/{job['id']}/events", limit=100)
+        response = await client.get(f"/ui/jobs/{job['id']}/stream")
+
+    types = [event["type"] for event in recorded["items"]]
+    child_events = [t for t in types if t in ("child_started", "child_finished")]
+    events = re.findall(r"^event: (\w+)$", response.text, flags=re.M)
+    assert len(child_events) == 6  # three children, each started and finished
+    assert events.count("flow") == len(child_events)
+    assert events.count("timeline") == len(types) - len(child_events)
+    assert "child_started" not in response.text
+    assert "child_finished" not in response.text
 
 
 async def test_run_form_queues_a_job_and_opens_it(client: httpx.AsyncClient) -> None:
