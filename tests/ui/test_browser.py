@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, WebDriverException
 from selenium.webdriver.common.alert import Alert
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -30,9 +30,11 @@ def ui_server(server_factory: ServerFactory, **env: str) -> ServerProcess:
 
 
 def wait_for(driver: webdriver.Chrome, condition: Callable[[webdriver.Chrome], object]) -> object:
-    """Wait for the condition (elements swapped by htmx meanwhile are looked up again)."""
+    """Wait for the condition. The page changes under it (htmx swaps, a form's redirect), so a
+    lookup that hits a node on its way out is tried again: chromedriver reports that as a stale
+    element, or as an inspector error ("Node with given id does not belong to the document")."""
     wait = WebDriverWait(
-        driver, WAIT, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,)
+        driver, WAIT, poll_frequency=0.05, ignored_exceptions=(WebDriverException,)
     )
     return wait.until(condition)
 
