@@ -1,12 +1,34 @@
 """Values the database refuses (PostgreSQL's JSONB has no `\\u0000`): the job ends failed
 `ResultNotStorable` at once instead of retrying the write forever."""
 
+from collections.abc import Callable
+from typing import Any
+
+from app.artifacts.models import Artifact
 from app.db.database import Database
-from app.jobs.models import JobStatus
+from app.jobs.models import Job, JobStatus
 from app.tasks.registry import TaskRegistry
 from tests.jobs.helpers import artifacts_of, running_worker, wait_for_terminal
 
 NUL_TEXT = "a\u0000b"
+
+
+async def run_once(
+    database_url: str,
+    registry: type[TaskRegistry],
+    fn: Callable[[], Any],
+    **options: Any,
+) -> tuple[Job, list[Artifact]]:
+    """Register `fn`, run one job of it to its end; the stored job and its artifacts."""
+    registry.register_function(fn.__name__, fn, **options)
+    database = Database(database_url)
+    try:
+        async with running_worker(database) as (_, scheduler):
+            job = await scheduler.submit(fn.__name__)
+            stored = await wait_for_terminal(database, job.id)
+        return stored, await artifacts_of(database, job.id)
+    finally:
+        await database.dispose()
 
 
 async def test_a_result_postgresql_cannot_store_fails_the_job(
@@ -15,15 +37,7 @@ async def test_a_result_postgresql_cannot_store_fails_the_job(
     async def nul_result() -> str:
         return NUL_TEXT
 
-    registry.register_function("nul_result", nul_result, retries=2)
-    database = Database(postgres_database_url)
-    try:
-        async with running_worker(database) as (_, scheduler):
-            job = await scheduler.submit("nul_result")
-            stored = await wait_for_terminal(database, job.id)
-        [artifact] = await artifacts_of(database, job.id)
-    finally:
-        await database.dispose()
+    stored, [artifact] = await run_once(postgres_database_url, registry, nul_result, retries=2)
 
     assert stored.status == JobStatus.FAILED
     assert stored.error is not None
@@ -42,14 +56,9 @@ async def test_an_error_message_postgresql_cannot_store_fails_the_job(
         raise ValueError(f"bad input {NUL_TEXT}")
 
     # Retries on: the refused write must not turn into a retry either.
-    registry.register_function("nul_error", nul_error, retries=3, retry_backoff=0)
-    database = Database(postgres_database_url)
-    try:
-        async with running_worker(database) as (_, scheduler):
-            job = await scheduler.submit("nul_error")
-            stored = await wait_for_terminal(database, job.id)
-    finally:
-        await database.dispose()
+    stored, _ = await run_once(
+        postgres_database_url, registry, nul_error, retries=3, retry_backoff=0
+    )
 
     assert stored.status == JobStatus.FAILED
     assert stored.error is not None
@@ -64,15 +73,7 @@ async def test_sqlite_stores_the_same_result_verbatim(
     async def nul_result() -> str:
         return NUL_TEXT
 
-    registry.register_function("nul_result", nul_result)
-    database = Database(sqlite_database_url)
-    try:
-        async with running_worker(database) as (_, scheduler):
-            job = await scheduler.submit("nul_result")
-            stored = await wait_for_terminal(database, job.id)
-        [artifact] = await artifacts_of(database, job.id)
-    finally:
-        await database.dispose()
+    stored, [artifact] = await run_once(sqlite_database_url, registry, nul_result)
 
     assert stored.status == JobStatus.COMPLETED
     assert artifact.data["result"] == NUL_TEXT
